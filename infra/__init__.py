@@ -1,0 +1,1 @@
+"""Plumbing: configuration, database, Kafka admin and the embedded broker, the CLI."""

@@ -1,0 +1,1 @@
+"""Database tables. Each module holds one area's tables; import them all here for Alembic."""
