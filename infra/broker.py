@@ -33,7 +33,9 @@ def broker_binary() -> str:
 class EmbeddedBroker:
     """Start Tansu on a free loopback port; ``stop()`` (or leaving the ``with``) ends it."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None, log_file: Path | None = None):
+    def __init__(
+        self, host: str = "127.0.0.1", port: int | None = None, log_file: Path | None = None
+    ):
         self.host = host
         self.port = port or free_port(host)
         self.log_file = log_file

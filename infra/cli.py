@@ -19,6 +19,13 @@ app = typer.Typer(
 #: Modules whose ``register(app)`` adds commands. Add one line per area.
 COMMAND_MODULES: tuple[str, ...] = (
     "infra.commands",
+    "streams.cli",
+    "infra.publish_commands",
+    "schemas.cli",
+    "consumers.cli",
+    "infra.simulate_commands",
+    "hub.cli",
+    "consumers.notifications.cli",
 )
 
 

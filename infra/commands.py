@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 
 import typer
@@ -20,9 +21,13 @@ def register(app: typer.Typer) -> None:
     app.add_typer(db, name="db")
 
     @app.command()
-    def up() -> None:
+    def up(
+        no_services: bool = typer.Option(
+            False, "--no-services", help="Start only the broker, topics and database."
+        ),
+    ) -> None:
         """Start the whole stack on embedded defaults (broker, topics, database, services)."""
-        from infra.stack import run_stack
+        from infra.stack import StackAlreadyRunning, run_stack
 
         def ready(where: dict[str, str]) -> None:
             table = Table(title="Through the Gate is running", show_header=False)
@@ -31,7 +36,11 @@ def register(app: typer.Typer) -> None:
             console.print(table)
             console.print("Press Ctrl-C to stop everything.")
 
-        run_stack(get_settings(), on_ready=ready)
+        try:
+            run_stack(get_settings(), services=() if no_services else None, on_ready=ready)
+        except StackAlreadyRunning as exc:
+            console.print(str(exc))
+            raise typer.Exit(1) from None
         console.print("stopped cleanly")
 
     @app.command()
@@ -39,9 +48,15 @@ def register(app: typer.Typer) -> None:
         """Run only the embedded memory-only broker, printing its address, until Ctrl-C."""
         from infra.broker import EmbeddedBroker
 
+        def _term(signum: int, _frame: object) -> None:
+            raise KeyboardInterrupt  # leave the `with` so the broker is stopped, not orphaned
+
+        signal.signal(signal.SIGTERM, _term)
         with EmbeddedBroker() as b:
             typer.echo(b.bootstrap)
-            console.print(f"embedded broker on {b.bootstrap}; export TTG_KAFKA_BOOTSTRAP={b.bootstrap}")
+            console.print(
+                f"embedded broker on {b.bootstrap}; export TTG_KAFKA_BOOTSTRAP={b.bootstrap}"
+            )
             try:
                 while True:
                     time.sleep(1)

@@ -21,7 +21,14 @@ from infra.config import Settings
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 #: Modules that define tables. Each package adds its own; Alembic and tests import them all.
-MODEL_MODULES: tuple[str, ...] = ("infra.models",)
+MODEL_MODULES: tuple[str, ...] = (
+    "infra.models",
+    "infra.models.hubs",
+    "infra.models.tasks",
+    "infra.models.access",
+    "infra.models.timeline",
+    "infra.models.messages",
+)
 
 
 def import_models() -> type[SQLModel]:

@@ -63,7 +63,9 @@ def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
     return KafkaProducer(**opts)
 
 
-def make_consumer(settings: Settings, group_id: str, *topics: str, **overrides: Any) -> KafkaConsumer:
+def make_consumer(
+    settings: Settings, group_id: str, *topics: str, **overrides: Any
+) -> KafkaConsumer:
     """A consumer that commits only when told: offsets move after the work is durable."""
     session = settings.kafka_session_timeout_ms
     opts: dict[str, Any] = {

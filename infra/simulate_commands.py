@@ -18,9 +18,13 @@ def register(app: typer.Typer) -> None:
     def simulate_cmd(
         people: int = typer.Option(100, "--people", "-n", min=1, help="How many people."),
         seed: int = typer.Option(1, "--seed", "-s", help="Same seed, same events."),
-        out: Path | None = typer.Option(None, "--out", "-o", help="JSON-lines file ('-' = stdout)."),
+        out: Path | None = typer.Option(
+            None, "--out", "-o", help="JSON-lines file ('-' = stdout)."
+        ),
         kafka: bool = typer.Option(False, "--kafka", help="Publish straight to the input topics."),
-        now: datetime | None = typer.Option(None, help="Simulated 'now' (UTC); default: the clock."),
+        now: datetime | None = typer.Option(
+            None, help="Simulated 'now' (UTC); default: the clock."
+        ),
         horizon_days: int = typer.Option(120, help="Release dates fall within this many days."),
         include_future: bool = typer.Option(
             False, help="Also emit events after 'now' (whole lifecycles, for replays)."
@@ -33,7 +37,10 @@ def register(app: typer.Typer) -> None:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         cfg = SimulationConfig(
-            people=people, seed=seed, now=moment.astimezone(UTC), horizon_days=horizon_days,
+            people=people,
+            seed=seed,
+            now=moment.astimezone(UTC),
+            horizon_days=horizon_days,
             include_future=include_future,
         )
         lines = list(to_json_lines(simulate(cfg)))
@@ -62,7 +69,8 @@ def register(app: typer.Typer) -> None:
                     head = json.loads(line)
                     producer.send(
                         topics.for_family(input_family(head["type"])),
-                        key=head["person"]["prison_number"].encode(), value=line.encode(),
+                        key=head["person"]["prison_number"].encode(),
+                        value=line.encode(),
                     )
                 if i % 1000 == 0:
                     progress.update(task, completed=i)

@@ -33,6 +33,13 @@ class Service:
 
 #: Every long-running service, in start order. Each area adds its own line.
 SERVICES: tuple[Service, ...] = (
+    Service("stream-worker", ("worker",), lambda s: f"sweep every {s.worker_sweep_seconds:g}s"),
+    Service("task-consumer", ("consume",)),
+    Service("scheduler", ("scheduler",)),
+    Service("timeline", ("timeline",)),
+    Service("hub", ("hub", "--seed-demo"),
+            describe=lambda s: f"{s.hub_public_url} (demo sign-in: .ttg/logs/hub.log)"),
+    Service("notifications", ("notify",)),
 )
 
 
@@ -56,15 +63,46 @@ def _spawn(service: Service, env: dict[str, str], log_dir: Path) -> _Child:
     return _Child(service, proc, log_path)
 
 
-def _stop(child: _Child, timeout: float = 15.0) -> None:
-    if child.proc.poll() is not None:
-        return
-    child.proc.send_signal(signal.SIGTERM)
+class StackAlreadyRunning(RuntimeError):
+    pass
+
+
+def _running_stack() -> int | None:
+    """The pid of a live ``ttg up`` recorded in this directory, if any (stale files ignored)."""
     try:
-        child.proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        child.proc.kill()
-        child.proc.wait()
+        pid = int(json.loads(STACK_FILE.read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    return pid
+
+
+def _stop_all(children: list[_Child], timeout: float = 15.0) -> None:
+    """SIGTERM every child (in the order given) at once, then wait; kill what outlives it.
+
+    Children shut down in parallel, so Ctrl-C takes as long as the slowest, not the sum.
+    """
+    for child in children:
+        if child.proc.poll() is None:
+            child.proc.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    deadline = started + timeout
+    for child in children:
+        try:
+            child.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            if time.monotonic() - started > 3:
+                log.info("%s took %.1fs to stop", child.service.name, time.monotonic() - started)
+        except subprocess.TimeoutExpired:
+            log.warning("%s did not stop in %.0fs; killing it", child.service.name, timeout)
+            child.proc.kill()
+            child.proc.wait()
 
 
 def run_stack(
@@ -78,16 +116,14 @@ def run_stack(
     from infra.kafka import ensure_topics
 
     services = SERVICES if services is None else services
+    other = _running_stack()
+    if other:
+        raise StackAlreadyRunning(f"`ttg up` is already running here (pid {other}); stop it first")
     STATE_DIR.mkdir(exist_ok=True)
     log_dir = STATE_DIR / "logs"
     log_dir.mkdir(exist_ok=True)
 
     broker: EmbeddedBroker | None = None
-    bootstrap = settings.kafka_bootstrap
-    if not bootstrap:
-        broker = EmbeddedBroker(log_file=log_dir / "broker.log").start()
-        bootstrap = broker.bootstrap
-    settings = settings.model_copy(update={"kafka_bootstrap": bootstrap})
     children: list[_Child] = []
     stopping = False
 
@@ -95,9 +131,15 @@ def run_stack(
         nonlocal stopping
         stopping = True
 
+    # Handlers go in before the broker starts: a signal during start-up must not orphan it.
     old_int = signal.signal(signal.SIGINT, _on_signal)
     old_term = signal.signal(signal.SIGTERM, _on_signal)
     try:
+        bootstrap = settings.kafka_bootstrap
+        if not bootstrap:
+            broker = EmbeddedBroker(log_file=log_dir / "broker.log").start()
+            bootstrap = broker.bootstrap
+        settings = settings.model_copy(update={"kafka_bootstrap": bootstrap})
         created = ensure_topics(settings)
         migrate(engine_for(settings))
         STACK_FILE.write_text(json.dumps({
@@ -131,15 +173,19 @@ def run_stack(
                 delay = min(30.0, 2.0 ** min(child.restarts, 5))
                 log.warning("%s exited with %s; restarting in %.0fs (see %s)",
                             child.service.name, code, delay, child.log_path)
-                time.sleep(delay)
+                deadline = time.monotonic() + delay
+                while not stopping and time.monotonic() < deadline:
+                    time.sleep(0.1)  # a backoff must not delay Ctrl-C
+                if stopping:
+                    break
                 fresh = _spawn(child.service, env, log_dir)
                 child.proc, child.restarts = fresh.proc, child.restarts + 1
             time.sleep(0.5)
     finally:
-        for child in reversed(children):
-            _stop(child)
+        _stop_all(list(reversed(children)))
         if broker:
-            broker.stop()
+            # Memory-only: a graceful drain (Tansu takes ~5 s with clients gone) saves nothing.
+            broker.stop(timeout=2.0)
         STACK_FILE.unlink(missing_ok=True)
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)

@@ -19,7 +19,7 @@ LongText = Annotated[str, StringConstraints(max_length=10_000)]
 
 
 class Strict(BaseModel):
-    """Base for contract models: unknown fields are refused so payloads carry only what we define."""
+    """Base for contract models: unknown fields are refused, so payloads carry only ours."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-
 from typing import Any
 
 from pydantic import AwareDatetime, Field, ValidationInfo, model_validator

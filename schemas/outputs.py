@@ -67,7 +67,9 @@ class AlertEvent(Strict):
 
 class TaskEvent(Strict):
     event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
-    type: Literal["task.created", "task.updated", "task.acknowledged", "task.done", "task.cancelled"]
+    type: Literal[
+        "task.created", "task.updated", "task.acknowledged", "task.done", "task.cancelled"
+    ]
     schema_version: int = 1
     occurred_at: AwareDatetime = Field(default_factory=utcnow)
     task_id: Annotated[str, Field(max_length=64)]

@@ -25,7 +25,9 @@ def run() -> None:
     from infra.config import get_settings
 
     url = normalise_url(config.get_main_option("sqlalchemy.url") or get_settings().database_url)
-    engine = engine_from_config({"sqlalchemy.url": url}, prefix="sqlalchemy.", poolclass=pool.NullPool)
+    engine = engine_from_config(
+        {"sqlalchemy.url": url}, prefix="sqlalchemy.", poolclass=pool.NullPool
+    )
     with engine.connect() as conn:
         context.configure(connection=conn, target_metadata=target_metadata,
                           render_as_batch=conn.dialect.name == "sqlite")

@@ -1,0 +1,1 @@
+"""Consumers of the output topics: alerts become owned tasks."""

@@ -1,0 +1,370 @@
+"""Sending due texts with exactly-once effect.
+
+State machine of a ``sms_reminders`` row::
+
+    scheduled -> sending -> sent | failed | skipped          (and scheduled -> cancelled)
+                  |  ^
+                  +--+  transient failure: back to scheduled with a later next_attempt_at
+
+Steps for one row, each its own commit:
+1. *claim*: ``UPDATE … SET state='sending' WHERE id=? AND state='scheduled'``; only the process
+   whose update hit one row goes on (any number of dispatchers may run);
+2. *checks* (consent, opt-out, custody, quiet hours, shared number, allow-list, welcome first);
+   then ``request_started_at`` is committed: from here on Twilio may have seen the request;
+3. the HTTP call; then SID, status and ``sent`` are committed together.
+
+Restart rule (:meth:`Dispatcher.reconcile`), for a row left in ``sending`` longer than any send
+can take: with a SID, look it up and mark it sent; with no ``request_started_at``, the request was
+never made, so it goes back to ``scheduled``; with ``request_started_at`` but no SID, ask the
+provider for a message to that number with that body since then (``find_sent``): found -> sent
+with that SID; not found -> **failed, "outcome unknown", never re-sent**, and an issue asks the
+owner to check with the person. A duplicate text is worse than a missing one we report. The same
+check runs before retrying after a timeout (the request may have arrived).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import or_, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from consumers.notifications import store, templates
+from consumers.notifications.issues import default_issue_sink
+from consumers.notifications.planner import CANCELLED, WELCOME, Policy
+from consumers.notifications.quiet_hours import QuietHours
+from consumers.notifications.sender import (
+    INVALID_NUMBER,
+    NOT_MOBILE,
+    UNSUBSCRIBED,
+    SendError,
+    SendRequest,
+    SendResult,
+    SmsBackend,
+)
+from infra.config import Settings
+from infra.models.messages import (
+    CustodyState,
+    NotifyAppointment,
+    NotifyPerson,
+    Reminder,
+    ReminderState,
+    as_utc,
+)
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+#: Twilio delivery statuses by progress; a status never replaces one of a higher rank.
+STATUS_RANK: dict[str, int] = {
+    "accepted": 0, "scheduled": 0, "queued": 1, "sending": 2, "sent": 3,
+    "delivered": 4, "undelivered": 4, "failed": 4, "read": 5, "canceled": 4,
+}
+
+#: How long a person still in custody (release not yet recorded) is looked at again.
+CUSTODY_RECHECK = timedelta(minutes=15)
+WELCOME_WAIT = timedelta(minutes=1)
+MAX_BACKOFF = timedelta(hours=1)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def better_status(current: str | None, new: str | None) -> bool:
+    if new is None:
+        return False
+    if current is None:
+        return True
+    return STATUS_RANK.get(new, -1) > STATUS_RANK.get(current, -1)
+
+
+@dataclass
+class DispatchReport:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    skipped: int = 0
+    cancelled: int = 0
+    deferred: int = 0
+    requeued: int = 0
+    outcomes: list[tuple[str, str]] = field(default_factory=list)  # (key, outcome)
+
+
+class Dispatcher:
+    def __init__(self, engine: Engine, backend: SmsBackend, settings: Settings,
+                 clock: Clock = utc_now, issue_sink: store.IssueSink | None = None) -> None:
+        self.engine, self.backend, self.settings = engine, backend, settings
+        # By default, "could not text" issues also become tasks when the tasks area is present.
+        self.clock = clock
+        self.issue_sink = issue_sink if issue_sink is not None else default_issue_sink(engine)
+        self.quiet = QuietHours.from_settings(settings)
+        self.policy = Policy.from_settings(settings)
+        # A send cannot be in flight longer than this, so an older 'sending' row is orphaned.
+        self.stale_after = timedelta(seconds=settings.twilio_timeout_seconds * 3 + 60)
+
+    # ------------------------------------------------------------------ public
+
+    def run_once(self, limit: int = 200) -> DispatchReport:
+        """Reconcile orphaned sends, then send every due text (oldest first, welcomes first)."""
+        report = DispatchReport()
+        self.reconcile(report)
+        for reminder_id in self.due_ids(limit):
+            self.dispatch(reminder_id, report)
+        return report
+
+    def due_ids(self, limit: int = 200) -> list[str]:
+        now = self.clock()
+        with Session(self.engine, expire_on_commit=False) as session:
+            rows = session.exec(
+                select(Reminder.id, Reminder.kind, Reminder.send_at).where(
+                    Reminder.state == ReminderState.SCHEDULED.value,
+                    Reminder.send_at <= now,
+                    or_(Reminder.next_attempt_at.is_(None), Reminder.next_attempt_at <= now),
+                ).order_by(Reminder.send_at).limit(limit)
+            ).all()
+        rows = sorted(rows, key=lambda r: (as_utc(r[2]), r[1] != WELCOME))
+        return [r[0] for r in rows]
+
+    def claim(self, reminder_id: str) -> bool:
+        now = self.clock()
+        with Session(self.engine, expire_on_commit=False) as session:
+            result = session.exec(  # type: ignore[call-overload]
+                update(Reminder)
+                .where(Reminder.id == reminder_id, Reminder.state == ReminderState.SCHEDULED.value)
+                .values(state=ReminderState.SENDING.value, claimed_at=now, updated_at=now)
+            )
+            if result.rowcount != 1:
+                session.rollback()
+                return False
+            row = session.get(Reminder, reminder_id)
+            assert row is not None
+            store.history(session, row, now, "dispatch", "claimed")
+            session.commit()
+        return True
+
+    def dispatch(self, reminder_id: str, report: DispatchReport | None = None) -> str:
+        """Claim, check and send one text. Returns the outcome (also added to ``report``)."""
+        report = report or DispatchReport()
+        if not self.claim(reminder_id):
+            return "not-claimed"
+        outcome, request = self._prepare(reminder_id)
+        if request is not None:
+            outcome = self._send(reminder_id, request)
+        self._count(report, reminder_id, outcome)
+        return outcome
+
+    def reconcile(self, report: DispatchReport | None = None, stale_after: timedelta | None = None
+                  ) -> DispatchReport:
+        """Settle rows left in ``sending`` by a crashed process (see the module docstring)."""
+        report = report or DispatchReport()
+        now = self.clock()
+        cutoff = now - (self.stale_after if stale_after is None else stale_after)
+        with Session(self.engine, expire_on_commit=False) as session:
+            ids = session.exec(select(Reminder.id).where(
+                Reminder.state == ReminderState.SENDING.value, Reminder.claimed_at <= cutoff
+            )).all()
+        for reminder_id in ids:
+            self._count(report, reminder_id, self._reconcile_one(reminder_id))
+        return report
+
+    # ------------------------------------------------------------------ steps
+
+    def _prepare(self, reminder_id: str) -> tuple[str, SendRequest | None]:
+        now = self.clock()
+        with Session(self.engine, expire_on_commit=False) as session:
+            row = session.get(Reminder, reminder_id)
+            assert row is not None
+            verdict = self._check(session, row, now)
+            if verdict is not None:
+                session.commit()
+                return verdict, None
+            request = SendRequest(row.id, row.to_e164 or "", row.body, row.prison_number)
+            if row.request_started_at is not None:
+                # An earlier attempt timed out: it may have arrived, so look before sending again.
+                found = self._find(request, as_utc(row.request_started_at))
+                if found is not None:
+                    self._mark_sent(session, row, found, now, "found after an unclear attempt")
+                    session.commit()
+                    return "sent", None
+            row.request_started_at, row.updated_at = now, now
+            session.commit()
+        return "send", request
+
+    def _check(self, session: Session, row: Reminder, now: datetime) -> str | None:
+        """None if the text may go now; else the row is moved on and the outcome returned."""
+        expires = as_utc(row.expires_at)
+        if expires is not None and now > expires:
+            return self._finish(session, row, ReminderState.SKIPPED, now, "too late to be useful")
+        if row.audience == "person":
+            person = session.get(NotifyPerson, row.prison_number)
+            if person is None or person.sms_consent is not True:
+                return self._finish(session, row, ReminderState.CANCELLED, now, "no consent")
+            if person.opted_out:
+                return self._finish(session, row, ReminderState.CANCELLED, now, "opted out")
+            if person.custody in (CustodyState.RETURNED.value,
+                                  CustodyState.UNLAWFULLY_AT_LARGE.value):
+                return self._finish(session, row, ReminderState.CANCELLED, now,
+                                    f"person {person.custody}")
+            if person.custody == CustodyState.PRE_RELEASE.value:
+                return self._defer(session, row, now + CUSTODY_RECHECK, now,
+                                   "still in custody", expires)
+            if person.mobile_invalid or not person.mobile_e164:
+                self._issue(session, row, now, "no valid mobile number")
+                return self._finish(session, row, ReminderState.FAILED, now, "no valid mobile")
+            if store.shares_number(session, person.prison_number, person.mobile_e164):
+                self._issue(session, row, now, "the mobile number is shared with someone else")
+                return self._finish(session, row, ReminderState.SKIPPED, now, "shared number")
+            if self.quiet.is_quiet(now):
+                return self._defer(session, row, self.quiet.next_allowed(now), now,
+                                   "quiet hours", expires)
+            if row.kind != WELCOME and self._welcome_pending(session, row):
+                return self._defer(session, row, now + WELCOME_WAIT, now, "welcome first",
+                                   expires)
+            row.to_e164 = person.mobile_e164
+        if not row.to_e164:
+            return self._finish(session, row, ReminderState.FAILED, now, "no number")
+        if not self.settings.is_production and row.to_e164 not in self.settings.sms_allow_list:
+            return self._finish(session, row, ReminderState.SKIPPED, now,
+                                f"not on the allow list ({self.settings.environment})")
+        return None
+
+    def _send(self, reminder_id: str, request: SendRequest) -> str:
+        try:
+            result = self.backend.send(request)
+        except SendError as exc:
+            return self._failed(reminder_id, exc)
+        now = self.clock()
+        with Session(self.engine, expire_on_commit=False) as session:
+            row = session.get(Reminder, reminder_id)
+            assert row is not None
+            self._mark_sent(session, row, result, now, f"sent via {self.backend.name}")
+            session.commit()
+        log.info("sent %s text %s to person %s", row.kind, row.id, row.prison_number or "(staff)")
+        return "sent"
+
+    def _failed(self, reminder_id: str, exc: SendError) -> str:
+        now = self.clock()
+        with Session(self.engine, expire_on_commit=False) as session:
+            row = session.get(Reminder, reminder_id)
+            assert row is not None
+            row.attempts += 1
+            row.error_code, row.detail, row.updated_at = exc.code, str(exc)[:500], now
+            if exc.transient and row.attempts < self.settings.sms_max_attempts:
+                if exc.http_status is not None:
+                    row.request_started_at = None  # an HTTP error answer: Twilio did not take it
+                delay = timedelta(seconds=self.settings.sms_retry_base_seconds
+                                  * 2 ** (row.attempts - 1))
+                row.state = ReminderState.SCHEDULED.value
+                row.next_attempt_at = now + min(delay, MAX_BACKOFF)
+                store.history(session, row, now, "dispatch", f"retry: {exc}")
+                session.commit()
+                log.warning("text %s to person %s: %s; retry %d in %ss", row.id,
+                            row.prison_number, exc, row.attempts, min(delay, MAX_BACKOFF).seconds)
+                return "retry"
+            if row.audience == "person" and row.prison_number:
+                person = session.get(NotifyPerson, row.prison_number)
+                if person is not None and exc.code == UNSUBSCRIBED:
+                    person.opted_out, person.updated_at = True, now
+                elif person is not None and exc.code in (INVALID_NUMBER, NOT_MOBILE):
+                    person.mobile_invalid, person.updated_at = True, now
+            why = {UNSUBSCRIBED: "the person has opted out of texts (STOP)",
+                   INVALID_NUMBER: "the mobile number is not valid",
+                   NOT_MOBILE: "the number is not a mobile"}.get(
+                exc.code or 0, f"sending failed ({exc})")
+            self._issue(session, row, now, why)
+            self._finish(session, row, ReminderState.FAILED, now, str(exc))
+            if row.audience == "person" and row.prison_number:
+                session.flush()
+                store.replan(session, row.prison_number, now, self.policy, f"send failed: {why}")
+            session.commit()
+            log.warning("text %s to person %s failed for good: %s", row.id, row.prison_number,
+                        exc)
+            return "failed"
+
+    def _reconcile_one(self, reminder_id: str) -> str:
+        now = self.clock()
+        with Session(self.engine, expire_on_commit=False) as session:
+            row = session.get(Reminder, reminder_id)
+            if row is None or row.state != ReminderState.SENDING.value:
+                return "gone"
+            request = SendRequest(row.id, row.to_e164 or "", row.body, row.prison_number)
+            found: SendResult | None = None
+            if row.twilio_sid:
+                found = self.backend.lookup(row.twilio_sid)
+            if found is None and row.request_started_at is not None:
+                found = self._find(request, as_utc(row.request_started_at))
+            if found is not None:
+                self._mark_sent(session, row, found, now, "confirmed after restart")
+                outcome = "sent"
+            elif row.request_started_at is None and not row.twilio_sid:
+                row.state, row.updated_at = ReminderState.SCHEDULED.value, now
+                store.history(session, row, now, "reconcile", "requeued: no request was made")
+                outcome = "requeued"
+            else:
+                self._issue(session, row, now, "a text may or may not have arrived (system "
+                            "restart); please check with the person")
+                outcome = self._finish(session, row, ReminderState.FAILED, now,
+                                       "outcome unknown after restart; not re-sent")
+            session.commit()
+        log.warning("reconciled text %s after restart: %s", reminder_id, outcome)
+        return outcome
+
+    # ------------------------------------------------------------------ helpers
+
+    def _find(self, request: SendRequest, since: datetime | None) -> SendResult | None:
+        return self.backend.find_sent(request, since or self.clock())
+
+    def _mark_sent(self, session: Session, row: Reminder, result: SendResult, now: datetime,
+                   detail: str) -> None:
+        row.state, row.twilio_sid, row.sent_at, row.updated_at = (
+            ReminderState.SENT.value, result.sid, now, now)
+        if better_status(row.delivery_status, result.status):
+            row.delivery_status = result.status
+        if row.audience == "person" and row.appointment_id and row.kind != WELCOME:
+            # Remember what the person now knows, so a later move or cancellation is told.
+            appt = session.get(NotifyAppointment, (row.prison_number, row.appointment_id))
+            if appt is not None:
+                appt.told_for = None if row.kind == CANCELLED else appt.at
+        store.history(session, row, now, "dispatch", detail)
+
+    def _finish(self, session: Session, row: Reminder, state: ReminderState, now: datetime,
+                detail: str) -> str:
+        row.state, row.updated_at = state.value, now
+        row.detail = detail[:500]
+        store.history(session, row, now, "dispatch", detail)
+        return state.value
+
+    def _defer(self, session: Session, row: Reminder, until: datetime, now: datetime,
+               why: str, expires: datetime | None) -> str:
+        if expires is not None and until > expires:
+            return self._finish(session, row, ReminderState.SKIPPED, now, f"{why}, then too late")
+        row.state, row.next_attempt_at, row.updated_at = ReminderState.SCHEDULED.value, until, now
+        store.history(session, row, now, "dispatch", f"deferred: {why}")
+        return "deferred"
+
+    def _welcome_pending(self, session: Session, row: Reminder) -> bool:
+        welcome = session.exec(select(Reminder.state).where(
+            Reminder.prison_number == row.prison_number, Reminder.kind == WELCOME,
+            Reminder.audience == "person")).first()
+        return welcome in (ReminderState.SCHEDULED.value, ReminderState.SENDING.value)
+
+    def _issue(self, session: Session, row: Reminder, now: datetime, why: str) -> None:
+        store.record_issue(
+            session, key=f"could-not-text|{row.idempotency_key}", prison_number=row.prison_number,
+            kind="could_not_text", reason=templates.could_not_text(row.kind, why), now=now,
+            reminder=row, sink=self.issue_sink,
+        )
+
+    @staticmethod
+    def _count(report: DispatchReport, reminder_id: str, outcome: str) -> None:
+        report.outcomes.append((reminder_id, outcome))
+        attr = {"sent": "sent", "retry": "retried", "failed": "failed", "skipped": "skipped",
+                "cancelled": "cancelled", "deferred": "deferred", "requeued": "requeued"}
+        if outcome in attr:
+            setattr(report, attr[outcome], getattr(report, attr[outcome]) + 1)

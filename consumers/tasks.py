@@ -1,0 +1,331 @@
+"""Alerts become tasks: one active task per (person, need), its alerts linked, every change in
+its history. These functions work inside the caller's transaction and never commit, so the
+caller can record the processed event id in the same transaction as the change.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from sqlmodel import Session, select
+
+from consumers.routing import Route, route
+from infra.directory import Directory
+from infra.models.tasks import (
+    ProcessedEvent,
+    Task,
+    TaskAlert,
+    TaskHistory,
+    TaskOutbox,
+    TaskStatus,
+    as_utc,
+)
+from schemas.common import Severity, StaffRole
+from schemas.outputs import Alert, AlertEvent, TaskEvent
+
+log = logging.getLogger(__name__)
+
+TaskEventType = Literal[
+    "task.created", "task.updated", "task.acknowledged", "task.done", "task.cancelled"
+]
+
+#: Who the history names when the alert stream made the change.
+ALERTS_ACTOR = "alerts"
+HISTORICAL_REASON = "historical: raised during a replay after its moment had passed"
+#: Namespace for TaskEvent ids, so the same change always carries the same event id.
+TASK_EVENT_NAMESPACE = uuid.UUID("0d7f6c0e-2b9a-4d59-8d0e-7a3c61f4b5e2")
+
+
+def utc(value: datetime) -> datetime:
+    """UTC, always: SQLite drops the offset, so every stored or compared time must be UTC."""
+    out = as_utc(value)
+    assert out is not None
+    return out
+
+
+def new_task_id() -> str:
+    return "T-" + uuid.uuid4().hex[:10].upper()
+
+
+def active_key(prison_number: str, need: str) -> str:
+    return f"{prison_number}|{need}"
+
+
+@dataclass
+class Applied:
+    """What applying one alert event did: the task events to publish after the commit."""
+
+    duplicate: bool = False
+    events: list[TaskEvent] = field(default_factory=list)
+    unrouted: bool = False
+
+
+def history(
+    session: Session, task: Task, action: str, actor: str, at: datetime, detail: str = "",
+    event_id: str | None = None,
+) -> None:
+    session.add(TaskHistory(task_id=task.id, at=utc(at), actor=actor, action=action,
+                            detail=detail[:4000], event_id=event_id))
+
+
+def task_event(
+    task: Task, kind: TaskEventType, at: datetime, by: str | None, cause: str,
+) -> TaskEvent:
+    """The notification for one change; ``cause`` (the source event id, or the action and time)
+    makes its id deterministic so a consumer of the tasks topic can deduplicate."""
+    return TaskEvent(
+        event_id=uuid.uuid5(TASK_EVENT_NAMESPACE, f"{task.id}|{kind}|{cause}"),
+        type=kind,
+        occurred_at=utc(at),
+        task_id=task.id,
+        prison_number=task.prison_number,
+        hub=task.hub_code,
+        owner_role=StaffRole(task.owner_role),
+        owner_staff_id=task.owner_staff_id,
+        need=task.need,
+        priority=Severity(task.priority),
+        due_at=utc(task.due_at),
+        reason=task.reason,
+        by=by,
+    )
+
+
+def enqueue(session: Session, events: Iterable[TaskEvent], now: datetime) -> None:
+    """Put task events in the outbox, in the caller's transaction (see consumers.outbox)."""
+    for e in events:
+        seen = session.exec(select(TaskOutbox.id).where(TaskOutbox.event_id == str(e.event_id)))
+        if seen.first() is None:
+            session.add(TaskOutbox(event_id=str(e.event_id), task_id=e.task_id,
+                                   key=e.prison_number, payload=e.model_dump_json(),
+                                   created_at=utc(now)))
+
+
+def find_active(session: Session, prison_number: str, need: str) -> Task | None:
+    return session.exec(
+        select(Task).where(Task.active_key == active_key(prison_number, need))
+    ).first()
+
+
+def apply_alert_event(
+    session: Session, event: AlertEvent, directory: Directory, now: datetime,
+    consumer: str = "tasks",
+) -> Applied:
+    """Apply one alert event unless its id was applied before (then report a duplicate)."""
+    eid = str(event.event_id)
+    if session.get(ProcessedEvent, eid) is not None:
+        return Applied(duplicate=True)
+    now = utc(now)
+    if event.alert.historical:
+        out = _historical(session, event, directory, now)
+    elif event.type == "alert.resolved":
+        out = _resolve(session, event, now)
+    else:
+        out = _raise_or_update(session, event, directory, now)
+    enqueue(session, out.events, now)
+    session.add(ProcessedEvent(event_id=eid, consumer=consumer, processed_at=now))
+    return out
+
+
+def _owner_text(r: Route | Task) -> str:
+    staff = r.owner_staff_id
+    role = r.owner_role.value if isinstance(r, Route) else r.owner_role
+    return f"{role} ({staff})" if staff else f"{role} queue"
+
+
+def _link(session: Session, task: Task, event: AlertEvent, now: datetime) -> tuple[TaskAlert, bool]:
+    a = event.alert
+    link = session.get(TaskAlert, (task.id, str(a.alert_id)))
+    created = link is None
+    if link is None:
+        link = TaskAlert(task_id=task.id, alert_id=str(a.alert_id), rule_id=a.rule_id,
+                         severity=a.severity.value, due_at=utc(a.due_at), reason=a.reason,
+                         open=True, last_event_id=str(event.event_id), updated_at=now)
+    else:
+        link.rule_id, link.severity, link.due_at = a.rule_id, a.severity.value, utc(a.due_at)
+        link.reason, link.open = a.reason, event.type != "alert.resolved"
+        link.last_event_id, link.updated_at = str(event.event_id), now
+    session.add(link)
+    return link, created
+
+
+def _new_task(alert: Alert, r: Route, now: datetime) -> Task:
+    urgent = alert.severity is Severity.URGENT
+    return Task(
+        id=new_task_id(), prison_number=alert.prison_number, need=alert.need,
+        pathway=alert.pathway.value, rule_id=alert.rule_id, hub_code=r.hub_code,
+        owner_role=r.owner_role.value, owner_staff_id=r.owner_staff_id,
+        priority=alert.severity.value, due_at=utc(alert.due_at), reason=alert.reason,
+        status=TaskStatus.OPEN.value, routing=r.why[:500], release_date=alert.release_date,
+        pre_release=alert.pre_release,
+        prison=alert.prison, local_authority=alert.local_authority, created_at=now,
+        updated_at=now, urgent_since=now if urgent else None,
+        active_key=active_key(alert.prison_number, alert.need),
+    )
+
+
+def _raise_or_update(
+    session: Session, event: AlertEvent, directory: Directory, now: datetime
+) -> Applied:
+    a, eid = event.alert, str(event.event_id)
+    task = find_active(session, a.prison_number, a.need)
+    if task is None:
+        r = route(a, directory)
+        task = _new_task(a, r, now)
+        session.add(task)
+        session.flush()
+        _link(session, task, event, now)
+        notify = f"; also notify: {', '.join(x.value for x in a.also_notify)}" if (
+            a.also_notify) else ""
+        history(session, task, "created", ALERTS_ACTOR, now,
+                f"from alert {a.alert_id} ({a.rule_id}, {event.type}); priority {a.severity.value};"
+                f" owner {_owner_text(r)}; routing: {r.why}{notify}", eid)
+        if not r.routed:
+            log.warning("unrouted task %s for %s need=%s: %s", task.id, a.prison_number, a.need,
+                        r.why)
+        return Applied(events=[task_event(task, "task.created", now, ALERTS_ACTOR, eid)],
+                       unrouted=not r.routed)
+
+    _, linked = _link(session, task, event, now)
+    session.flush()
+    changes: list[str] = []
+    if linked:
+        history(session, task, "linked", ALERTS_ACTOR, now,
+                f"alert {a.alert_id} ({a.rule_id}) concerns the same need", eid)
+        changes.append("linked")
+    task.release_date, task.local_authority = a.release_date, a.local_authority
+    task.pre_release = a.pre_release
+    task.prison = a.prison or task.prison
+    changes += _recompute(session, task, now, eid)
+    changes += _reroute(session, task, a, directory, now, eid)
+    if not changes:
+        return Applied()
+    task.updated_at = now
+    session.add(task)
+    return Applied(events=[task_event(task, "task.updated", now, ALERTS_ACTOR, eid)],
+                   unrouted=task.hub_code is None)
+
+
+def _recompute(session: Session, task: Task, now: datetime, eid: str) -> list[str]:
+    """Priority, due time and reason follow the task's most pressing open alert."""
+    links = session.exec(
+        select(TaskAlert).where(TaskAlert.task_id == task.id, TaskAlert.open)
+    ).all()
+    if not links:
+        return []
+    lead = min(links, key=lambda x: (-Severity(x.severity).rank, utc(x.due_at)))
+    priority = max((Severity(x.severity) for x in links), key=lambda s: s.rank)
+    due = min(utc(x.due_at) for x in links)
+    parts = []
+    if priority.value != task.priority:
+        parts.append(f"priority {task.priority} -> {priority.value}")
+        if priority is Severity.URGENT:
+            task.urgent_since = now
+        elif task.priority == Severity.URGENT.value:
+            task.urgent_since = None
+        task.priority = priority.value
+    if due != utc(task.due_at):
+        parts.append(f"due {utc(task.due_at).isoformat()} -> {due.isoformat()}")
+        task.due_at = due
+    if lead.reason != task.reason:
+        parts.append("reason updated")
+        task.reason = lead.reason
+    task.rule_id = lead.rule_id
+    if parts:
+        action = "reprioritised" if parts[0].startswith("priority") else "updated"
+        history(session, task, action, ALERTS_ACTOR, now, "; ".join(parts), eid)
+    return parts
+
+
+def _reroute(
+    session: Session, task: Task, a: Alert, directory: Directory, now: datetime, eid: str
+) -> list[str]:
+    """A new destination moves the task to the hub now covering the person (same role)."""
+    r = route(a, directory, role=StaffRole(task.owner_role))
+    if r.hub_code == task.hub_code or (not r.routed and task.hub_code is not None):
+        # Same hub, or the new alert lacks what routing needs: keep the owner people know.
+        return []
+    before = f"{task.hub_code or 'UNROUTED'} / {_owner_text(task)}"
+    task.hub_code, task.owner_staff_id, task.routing = r.hub_code, r.owner_staff_id, r.why[:500]
+    history(session, task, "reassigned", ALERTS_ACTOR, now,
+            f"{before} -> {r.hub_code} / {_owner_text(r)}; routing: {r.why}", eid)
+    return ["reassigned"]
+
+
+def _resolve(session: Session, event: AlertEvent, now: datetime) -> Applied:
+    a, eid = event.alert, str(event.event_id)
+    task = find_active(session, a.prison_number, a.need)
+    link = session.get(TaskAlert, (task.id, str(a.alert_id))) if task else None
+    if task is None or link is None:
+        # Closed already, or the alert never made a task here: close any stale link quietly.
+        for stale in session.exec(
+            select(TaskAlert).where(TaskAlert.alert_id == str(a.alert_id), TaskAlert.open)
+        ).all():
+            stale.open, stale.last_event_id, stale.updated_at = False, eid, now
+            session.add(stale)
+        return Applied()
+    _link(session, task, event, now)
+    session.flush()
+    why = event.resolution or a.reason
+    history(session, task, "alert_resolved", ALERTS_ACTOR, now,
+            f"alert {a.alert_id} ({a.rule_id}) resolved: {why}", eid)
+    still_open = session.exec(
+        select(TaskAlert).where(TaskAlert.task_id == task.id, TaskAlert.open)
+    ).first()
+    task.updated_at = now
+    if still_open is None:
+        close(session, task, TaskStatus.DONE, ALERTS_ACTOR, now, f"resolved: {why}", eid)
+        return Applied(events=[task_event(task, "task.done", now, ALERTS_ACTOR, eid)])
+    _recompute(session, task, now, eid)
+    session.add(task)
+    return Applied(events=[task_event(task, "task.updated", now, ALERTS_ACTOR, eid)])
+
+
+def close(
+    session: Session, task: Task, status: TaskStatus, actor: str, now: datetime, reason: str,
+    event_id: str | None = None,
+) -> None:
+    task.status, task.closed_at, task.closed_reason = status.value, now, reason[:500]
+    task.active_key, task.updated_at = None, now
+    session.add(task)
+    history(session, task, status.value, actor, now, reason, event_id)
+
+
+def _historical(
+    session: Session, event: AlertEvent, directory: Directory, now: datetime
+) -> Applied:
+    """Replayed alerts whose moment has passed are kept as closed, historical tasks: the record
+    shows what would have been raised, but nobody is asked to act and nothing escalates."""
+    a, eid = event.alert, str(event.event_id)
+    existing = session.exec(
+        select(Task).join(TaskAlert, TaskAlert.task_id == Task.id)
+        .where(TaskAlert.alert_id == str(a.alert_id), Task.historical)
+    ).first()
+    if existing is not None:
+        _link(session, existing, event, now)
+        history(session, existing, "updated", ALERTS_ACTOR, now,
+                f"historical {event.type} for alert {a.alert_id}", eid)
+        return Applied()
+    if event.type == "alert.resolved":
+        return Applied()
+    r = route(a, directory)
+    task = _new_task(a, r, now)
+    task.historical, task.urgent_since = True, None
+    task.status, task.closed_at = TaskStatus.CANCELLED.value, now
+    task.closed_reason = HISTORICAL_REASON
+    task.active_key = None
+    session.add(task)
+    session.flush()
+    _link(session, task, event, now)
+    history(session, task, "created", ALERTS_ACTOR, now,
+            f"historical alert {a.alert_id} ({a.rule_id}); routing: {r.why}", eid)
+    history(session, task, TaskStatus.CANCELLED.value, ALERTS_ACTOR, now, HISTORICAL_REASON, eid)
+    return Applied()
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,91 @@
+"""The Faust application, built by a function so tests and the CLI each get their own."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import faust
+from faust.serializers.codecs import Codec
+
+from infra.config import Settings
+from infra.kafka import faust_broker_url
+from streams.calendar import ReleaseCalendar
+from streams.clock import Clock, OffsetClock, WallClock
+from streams.person import PersonRecord
+
+
+class PersonRecordCodec(Codec):
+    """Table values travel on the changelog as compact JSON (defaults left out)."""
+
+    def _dumps(self, obj: Any) -> bytes:
+        return obj.dump_json()
+
+    def _loads(self, s: bytes) -> Any:
+        return PersonRecord.load_json(s)
+
+
+def broker_credentials(settings: Settings) -> Any:
+    """Faust's credentials for the same security settings the kafka-python clients use."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile) if (
+        protocol in ("SSL", "SASL_SSL")) else None
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    password = settings.kafka_sasl_password
+    return faust.SASLCredentials(
+        username=settings.kafka_sasl_username,
+        password=password.get_secret_value() if password else None,
+        mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+        ssl_context=context,
+    )
+
+
+def clock_for(settings: Settings) -> Clock:
+    if settings.worker_clock_start is not None:
+        return OffsetClock(settings.worker_clock_start, replay=settings.worker_replay)
+    if settings.worker_replay:
+        from streams.clock import EventTimeClock
+
+        return EventTimeClock()
+    return WallClock()
+
+
+def make_app(
+    settings: Settings,
+    clock: Clock | None = None,
+    calendar: ReleaseCalendar | None = None,
+) -> faust.App:
+    """A Faust app with the release-risk agent, its table and the sweep timer installed."""
+    from streams.agents import install
+
+    session = settings.kafka_session_timeout_ms / 1000
+    datadir = settings.faust_datadir / settings.topic_prefix.rstrip(".")
+    datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
+    app = faust.App(
+        settings.topic("stream-worker"),
+        broker=faust_broker_url(settings),
+        broker_credentials=broker_credentials(settings),
+        store=settings.faust_store,
+        datadir=str(datadir),
+        web_enabled=settings.faust_web_port is not None,
+        web_port=settings.faust_web_port or 6066,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        broker_session_timeout=session,
+        broker_heartbeat_interval=max(0.5, session / 4),
+        table_standby_replicas=0,
+        producer_acks=-1,
+        key_serializer="raw",
+        value_serializer="raw",
+        autodiscover=False,
+    )
+    install(
+        app,
+        settings,
+        clock or clock_for(settings),
+        calendar or ReleaseCalendar(settings.timezone),
+    )
+    return app

@@ -1,0 +1,134 @@
+"""What the worker keeps per person, and the two things that happen to it: an event arrives, or
+the clock sweeps past. Pure apart from the injected clock; Faust stays in :mod:`streams.agents`.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.envelope import Envelope
+from schemas.outputs import Alert, AlertEvent
+from streams.alerts import diff
+from streams.calendar import ReleaseCalendar
+from streams.clock import Clock, wall_now
+from streams.rules import CATALOGUE, Rule, evaluate, resolution_reason
+from streams.rules.base import change_days
+from streams.state import PersonState, fold
+
+NEVER = 10**7  # an ordinal after any real date
+
+
+class PersonRecord(BaseModel):
+    """The table value: state, open alerts (by rule id) and bookkeeping for the sweep."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    state: PersonState
+    alerts: dict[str, Alert] = Field(default_factory=dict)
+    seq: int = 0  # alert events emitted so far; part of their deterministic ids
+    partition: int | None = None  # the input partition, so a sweep writes the right changelog
+    evaluated_on: int = 0  # local date (ordinal) of the last evaluation
+    #: The next local date (ordinal) on which time alone may change this person's findings.
+    next_change: int = NEVER
+
+    def dump_json(self) -> bytes:
+        return self.model_dump_json(exclude_defaults=True).encode()
+
+    @classmethod
+    def load_json(cls, raw: bytes) -> PersonRecord:
+        return cls.model_validate_json(raw)
+
+
+@dataclass
+class Evaluator:
+    calendar: ReleaseCalendar
+    clock: Clock
+    rules: tuple[Rule, ...] = CATALOGUE
+
+    def on_event(
+        self, record: PersonRecord | None, event: Envelope, partition: int | None = None
+    ) -> tuple[PersonRecord, list[AlertEvent]]:
+        """Fold one event and re-evaluate. A duplicate returns the record untouched, no events."""
+        self.clock.observe(event.occurred_at)
+        before = record.state if record is not None else None
+        state = fold(before, event)
+        if record is not None and state is before:
+            return record, []
+        if record is None:
+            record = PersonRecord(state=state, partition=partition)
+        else:
+            record = record.model_copy(update={"state": state})
+            if partition is not None:
+                record.partition = partition
+        return self._evaluate(record)
+
+    def due_for_sweep(self, record: PersonRecord, today: int) -> bool:
+        """Cheap: only people whose findings may have changed since they were last evaluated."""
+        return record.next_change <= today
+
+    def on_sweep(self, record: PersonRecord) -> tuple[PersonRecord, list[AlertEvent]]:
+        return self._evaluate(record)
+
+    def today(self) -> int:
+        return self.calendar.local_date(self.clock.now()).toordinal()
+
+    def _evaluate(self, record: PersonRecord) -> tuple[PersonRecord, list[AlertEvent]]:
+        now = self.clock.now()
+        cal = self.calendar
+        state = record.state
+        findings = evaluate(state, now, cal, self.rules)
+        result = diff(
+            state, record.alerts, findings, now,
+            lambda alert: resolution_reason(alert, state, now, cal),
+            seq=record.seq,
+            replay=self.clock.replay,
+            wall=wall_now() if self.clock.replay else None,
+        )
+        today = cal.local_date(now).toordinal()
+        upcoming = [d for d in change_days(state, cal) if d > today]
+        bookkeeping = {"evaluated_on": today, "next_change": upcoming[0] if upcoming else NEVER}
+        if not result.events:
+            if record.evaluated_on != today or record.next_change != bookkeeping["next_change"]:
+                record = record.model_copy(update=bookkeeping)
+            return record, []
+        record = record.model_copy(
+            update={"alerts": result.open, "seq": result.seq, **bookkeeping}
+        )
+        return record, result.events
+
+
+
+def sweep_records(
+    evaluator: Evaluator,
+    items: Iterable[tuple[str, PersonRecord]],
+    partitions: set[int] | None = None,
+) -> list[tuple[str, PersonRecord, list[AlertEvent]]]:
+    """Re-evaluate the records the clock may have changed; returns those that changed.
+
+    ``partitions`` limits the sweep to partitions this worker actively owns (standby copies are
+    another worker's to sweep).
+    """
+    today = evaluator.today()
+    changed: list[tuple[str, PersonRecord, list[AlertEvent]]] = []
+    due = evaluator.due_for_sweep
+    # With ~100,000 records alive, the allocations of a sweep trigger full cyclic collections
+    # that cost more than the sweep itself; nothing here makes cycles, so pause the collector.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for key, record in items:
+            if not due(record, today):
+                continue
+            if partitions is not None and record.partition not in partitions:
+                continue
+            new, events = evaluator.on_sweep(record)
+            if new is not record:
+                changed.append((key, new, events))
+    finally:
+        if was_enabled:
+            gc.enable()
+    return changed
