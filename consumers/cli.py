@@ -11,7 +11,8 @@ from pathlib import Path
 import typer
 
 from infra.config import get_settings
-from infra.models.tasks import UNROUTED, TaskStatus, as_utc
+from infra.models.columns import as_utc
+from infra.models.tasks import UNROUTED, TaskStatus
 from schemas.common import StaffRole
 from schemas.outputs import TaskEvent
 

@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 
 from consumers.routing import Route, route
 from infra.directory import Directory
+from infra.models.columns import as_utc
 from infra.models.tasks import (
     ProcessedEvent,
     Task,
@@ -23,7 +24,6 @@ from infra.models.tasks import (
     TaskHistory,
     TaskOutbox,
     TaskStatus,
-    as_utc,
 )
 from schemas.common import Severity, StaffRole
 from schemas.outputs import Alert, AlertEvent, TaskEvent

@@ -19,8 +19,8 @@ from sqlmodel import Session, select
 
 from infra.database import session_scope
 from infra.models.access import ApiToken, HubSession, HubUser
+from infra.models.columns import as_utc
 from infra.models.hubs import Hub, Staff
-from infra.models.tasks import as_utc
 from schemas.common import StaffRole
 
 _hasher = PasswordHasher()

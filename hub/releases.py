@@ -16,7 +16,8 @@ from sqlmodel import Session, col, select
 from hub.accounts import Principal
 from hub.scope import hub_prison_numbers
 from hub.views import ReleaseChangeView, visible_tasks
-from infra.models.tasks import ACTIVE_STATUSES, Task, as_utc
+from infra.models.columns import as_utc
+from infra.models.tasks import ACTIVE_STATUSES, Task
 from infra.models.timeline import PersonSummary, ReleaseDateChange
 from schemas.common import Severity
 

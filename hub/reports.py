@@ -21,7 +21,8 @@ from sqlmodel import Session, col, select
 
 from hub.accounts import Principal
 from hub.scope import hub_prison_numbers
-from infra.models.tasks import Task, as_utc
+from infra.models.columns import as_utc
+from infra.models.tasks import Task
 from infra.models.timeline import AppointmentState, PersonSummary
 
 Period = Literal["week", "month", "all"]

@@ -20,8 +20,9 @@ from hub.scope import (
     pathway_hidden,
     person_in_hub,
 )
+from infra.models.columns import as_utc
 from infra.models.hubs import Staff
-from infra.models.tasks import ACTIVE_STATUSES, Task, TaskAlert, TaskHistory, as_utc
+from infra.models.tasks import ACTIVE_STATUSES, Task, TaskAlert, TaskHistory
 from infra.models.timeline import (
     AppointmentState,
     PathwayState,

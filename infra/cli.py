@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "infra.simulate_commands",
     "hub.cli",
     "consumers.notifications.cli",
+    "infra.demo",
 )
 
 

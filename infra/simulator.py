@@ -264,7 +264,7 @@ def person_events(rng: random.Random, cfg: SimulationConfig, pn: str) -> list[di
             when_before(10, 50),
             "case_note.contact",
             {
-                "mobile": f"+4477009{rng.randrange(100_000):05d}",
+                "mobile": f"+447700900{rng.randrange(1000):03d}",
                 "sms_consent": rng.random() < 0.85,
                 "consent_recorded_by": "OMU",
             },

@@ -17,7 +17,8 @@ from sqlalchemy import case, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from infra.models.tasks import SchedulerLease, as_utc
+from infra.models.columns import as_utc
+from infra.models.tasks import SchedulerLease
 
 _T = SchedulerLease.__table__  # type: ignore[attr-defined]
 _EXPIRED = datetime(1970, 1, 1, tzinfo=UTC)

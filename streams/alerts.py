@@ -89,7 +89,11 @@ def diff(
         old = previous.get(rule_id)
         # Same rule and release date means the same alert id (the person is fixed).
         if old is not None and old.release_date == finding.release_date:
-            if old.severity == finding.severity and old.due_at == finding.due_at:
+            # Where the person goes (or is held) decides who owns the task: a change must reach
+            # the consumers, or a task raised before the area was known stays UNROUTED.
+            if (old.severity == finding.severity and old.due_at == finding.due_at
+                    and old.local_authority == state.local_authority
+                    and old.prison == state.prison):
                 out.open[rule_id] = old  # unchanged: keep what was sent, nothing drifts silently
                 continue
             kind = "alert.updated"

@@ -47,13 +47,13 @@ from consumers.notifications.sender import (
     SmsBackend,
 )
 from infra.config import Settings
+from infra.models.columns import as_utc
 from infra.models.messages import (
     CustodyState,
     NotifyAppointment,
     NotifyPerson,
     Reminder,
     ReminderState,
-    as_utc,
 )
 
 log = logging.getLogger(__name__)

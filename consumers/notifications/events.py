@@ -19,7 +19,8 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from infra.models.messages import Reminder, ReminderHistory, as_utc
+from infra.models.columns import as_utc
+from infra.models.messages import Reminder, ReminderHistory
 from schemas.codec import encode
 from schemas.outputs import ReminderEvent
 

@@ -19,7 +19,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from consumers.notifications.store import IssueSink
-from infra.models.messages import NotificationIssue, NotifyPerson, as_utc
+from infra.models.columns import as_utc
+from infra.models.messages import NotificationIssue, NotifyPerson
 
 log = logging.getLogger(__name__)
 

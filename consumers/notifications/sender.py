@@ -29,7 +29,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from infra.config import Settings
-from infra.models.messages import OutboxMessage, as_utc
+from infra.models.columns import as_utc
+from infra.models.messages import OutboxMessage
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ from consumers.notifications.planner import (
     Policy,
     plan,
 )
+from infra.models.columns import as_utc
 from infra.models.messages import (
     CustodyState,
     NotificationIssue,
@@ -29,7 +30,6 @@ from infra.models.messages import (
     Reminder,
     ReminderHistory,
     ReminderState,
-    as_utc,
 )
 
 log = logging.getLogger(__name__)

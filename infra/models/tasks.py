@@ -6,24 +6,18 @@ Times are stored in UTC; SQLite hands them back naive, so read them through :fun
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, DateTime, Text, UniqueConstraint
+from sqlalchemy import Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+from infra.models.columns import ts as _ts
 
 #: What ``--hub`` accepts for tasks no hub covers; stored as ``hub_code IS NULL``.
 UNROUTED = "UNROUTED"
 
 
-def as_utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _ts(nullable: bool = True, index: bool = False) -> Column:  # type: ignore[type-arg]
-    return Column(DateTime(timezone=True), nullable=nullable, index=index)
 
 
 class TaskStatus(StrEnum):

@@ -94,7 +94,13 @@ def test_uk_mobiles_normalise(raw):
     assert normalise_uk_mobile(raw) == "+447400123456"
 
 
+@pytest.mark.parametrize("raw", ["07700 900123", "+44 7700 900123"])
+def test_ofcom_drama_numbers_count_as_mobiles(raw):
+    assert normalise_uk_mobile(raw) == "+447700900123"
+
+
 @pytest.mark.parametrize("raw,why", [("020 7946 0000", "not a mobile"),
+                                     ("07700 9001234", "not a valid number"),
                                      ("07624 123456", "not a UK number"),  # Isle of Man
                                      ("+1 202 555 0143", "not a UK number"),
                                      ("07400 12345", "not a valid number"),

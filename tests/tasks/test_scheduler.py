@@ -15,7 +15,8 @@ from consumers.tasks import apply_alert_event
 from infra import directory as hub_directory
 from infra.config import Settings
 from infra.database import session_scope
-from infra.models.tasks import Task, TaskDigest, as_utc
+from infra.models.columns import as_utc
+from infra.models.tasks import Task, TaskDigest
 from scheduler.digest import build_digests
 from scheduler.lease import Lease
 from scheduler.service import TaskScheduler

@@ -14,8 +14,9 @@ from consumers.tasks import HISTORICAL_REASON, Applied, apply_alert_event
 from infra import directory as hub_directory
 from infra.database import session_scope
 from infra.directory import add_staff
+from infra.models.columns import as_utc
 from infra.models.hubs import Staff
-from infra.models.tasks import UNROUTED, ProcessedEvent, Task, TaskAlert, TaskStatus, as_utc
+from infra.models.tasks import UNROUTED, ProcessedEvent, Task, TaskAlert, TaskStatus
 from schemas.common import Severity, StaffRole
 from schemas.outputs import AlertEvent
 from tests.tasks.conftest import NOW, event, make_alert
