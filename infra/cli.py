@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "hub.cli",
     "consumers.notifications.cli",
     "infra.demo",
+    "infra.bench_commands",
 )
 
 

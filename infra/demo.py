@@ -3,8 +3,9 @@ newcomer sees alerts, tasks and texts (in the outbox) within a minute.
 
 The cohort lives in the areas and prisons the hub directory covers, so its tasks land in real
 hubs rather than UNROUTED. Texts go to the outbox unless a Twilio account is configured; outside
-production only allow-listed numbers are texted, so the demo allows exactly the cohort's
-(Ofcom drama-range) numbers for the services it starts.
+production only allow-listed numbers are texted, so the demo allows exactly the cohort's and the
+directory staff's (Ofcom drama-range) numbers for the services it starts: staff get a text for
+each urgent task within about a minute, people their reminders as they fall due.
 """
 
 from __future__ import annotations
@@ -88,7 +89,10 @@ def run_demo(settings: Settings, hubs_file: Path, people: int, seed: int) -> Non
     engine.dispose()
     events = cohort(directory, people, seed, datetime.now(UTC).replace(microsecond=0))
     if not settings.sms_allow_list:
-        os.environ["TTG_SMS_ALLOW_LIST"] = json.dumps(mobiles(events))
+        staff = [m.phone for h in directory.hubs for m in h.staff if m.phone]
+        os.environ["TTG_SMS_ALLOW_LIST"] = json.dumps(sorted({*mobiles(events), *staff}))
+    # A newcomer should see texts within a minute, not after the production cadence.
+    os.environ.setdefault("TTG_SMS_DISPATCH_INTERVAL_SECONDS", "5")
 
     def on_ready(where: dict[str, str]) -> None:
         for name, what in where.items():

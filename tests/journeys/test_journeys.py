@@ -4,9 +4,8 @@ Everything real: the embedded broker, the Faust stream worker (a subprocess whos
 at ``START``), the alerts -> tasks consumer, the notifications consumer and the outbox dispatch,
 one SQLite database with ``examples/hubs.toml`` loaded. Each journey has its own prison numbers.
 
-Where a person's local authority (which decides the hub) comes in a case note, that note is
-published a moment before the release date: the worker reads three topics, and an alert raised
-before the area is known is routed UNROUTED (see the report of issue 7).
+Events are published one by one with a short pause, so the worker (which reads three topics)
+folds them in the order the journey tells them.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from infra.broker import EmbeddedBroker
+from scheduler.service import JobContext, escalation_job
 from tests.journeys.world import World, event, open_task
 
 pytestmark = pytest.mark.kafka
@@ -25,6 +25,7 @@ pytestmark = pytest.mark.kafka
 #: Monday 23 November 2026, 10:00 (GMT = UTC): the world's "now" when the services start.
 START = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
+MINUTE = timedelta(minutes=1)
 
 
 @pytest.fixture(scope="module")
@@ -75,12 +76,13 @@ def test_friday_release_with_no_address(world: World) -> None:
     pn = "J1000AA"
     in_order(world, housing(pn, "none", "Peterborough", START - DAY),
              plan(pn, date(2026, 12, 11), START - 30 * DAY))
-    task = world.wait_for("accommodation task with both alerts", lambda: (
-        (t := open_task(world, pn, "accommodation")()) and len(world.links(t.id)) == 2 and t))
+    task = world.wait_for("accommodation task with both alerts, routed", lambda: (
+        (t := open_task(world, pn, "accommodation")()) and len(world.links(t.id)) == 2
+        and t.hub_code and t))
     alerts = raised(world, pn)
     friday = alerts["release.friday_or_pre_holiday"]["alert"]
     assert friday["suggested_release_date"] == "2026-12-09"
-    assert friday["local_authority"] == "Peterborough"
+    assert friday["release_date"] == "2026-12-11"
     assert "accommodation.none" in alerts
     assert [t.need for t in world.tasks(pn)].count("accommodation") == 1
     assert (task.owner_role, task.hub_code, task.owner_staff_id) == (
@@ -100,6 +102,7 @@ def test_release_date_brought_forward_overnight(world: World) -> None:
     |                                              | forward ... notified the day before"          |
     | tasks                                        | urgent release_plan task, IOM police officer, |
     |                                              | IOM-NORFOLK                                   |
+    | scheduler, 61 min later, not acknowledged    | escalated to the hub manager (norfolk lead)   |
     """
     pn = "J2000AA"
     in_order(world, housing(pn, "confirmed", "Norwich", START - 20 * DAY),
@@ -113,6 +116,14 @@ def test_release_date_brought_forward_overnight(world: World) -> None:
     assert (task.owner_role, task.hub_code, task.priority) == (
         "iom_police_officer", "IOM-NORFOLK", "urgent")
     assert task.rule_id == "release_date.short_notice"
+
+    # The scheduler's escalation job, run as its clock would an hour and a minute later.
+    later = JobContext(world.settings, world.engine, clock=lambda: world.clock() + 61 * MINUTE)
+    assert escalation_job(later) >= 1
+    escalated = next(t for t in world.tasks(pn) if t.id == task.id)
+    assert escalated.owner_role == "hub_manager" and escalated.escalated_at is not None
+    assert escalated.owner_staff_id == "norf-hm-1"
+    assert "escalated" in [h.action for h in world.history(task.id)]
 
 
 def test_short_sentence_release_with_no_benefit_claim(world: World) -> None:
@@ -248,7 +259,8 @@ def test_duplicate_housing_alerts_collapse_to_one_task(world: World) -> None:
     in_order(world, housing(pn, "none", "Norwich", START - DAY),
              plan(pn, date(2026, 12, 11), START - 30 * DAY))
     task = world.wait_for("one task, two alerts", lambda: (
-        (t := open_task(world, pn, "accommodation")()) and len(world.links(t.id)) == 2 and t))
+        (t := open_task(world, pn, "accommodation")()) and len(world.links(t.id)) == 2
+        and t.hub_code and t))
     assert (task.owner_role, task.hub_code) == ("housing_officer", "IOM-NORFOLK")
     assert [h.action for h in world.history(task.id)][:2] == ["created", "linked"]
 
@@ -261,3 +273,26 @@ def test_duplicate_housing_alerts_collapse_to_one_task(world: World) -> None:
     assert actions.count("alert_resolved") == 2 and actions[-1] == "done"
     assert not [link for link in world.links(task.id) if link.open]
     assert {"accommodation.none", "release.friday_or_pre_holiday"} <= set(resolved(world, pn))
+
+
+def test_area_known_late_moves_the_task_to_its_hub(world: World) -> None:
+    """
+    | step                                   | expected                                            |
+    |----------------------------------------|-----------------------------------------------------|
+    | release date Wed 16 Dec, area unknown  | accommodation.none -> task UNROUTED (visible)       |
+    | case note: no address, area Fenland    | alert updated with the area -> the same task moves  |
+    |                                        | to IOM-CAMBS, lead housing officer; "reassigned"    |
+    """
+    pn = "J8000AA"
+    world.publish(plan(pn, date(2026, 12, 16), START - 30 * DAY))
+    task = world.wait_for("unrouted task", open_task(world, pn, "accommodation"))
+    assert task.hub_code is None
+    world.publish(housing(pn, "none", "Fenland", START))
+    moved = world.wait_for("task routed", lambda: (
+        (t := open_task(world, pn, "accommodation")()) and t.hub_code and t))
+    assert (moved.id, moved.hub_code, moved.owner_staff_id) == (task.id, "IOM-CAMBS", "cambs-ho-1")
+    assert moved.local_authority == "Fenland"
+    assert "reassigned" in [h.action for h in world.history(task.id)]
+    updated = [e for e in world.alerts(pn) if e["type"] == "alert.updated"
+               and e["alert"]["rule_id"] == "accommodation.none"]
+    assert updated and updated[-1]["alert"]["local_authority"] == "Fenland"

@@ -82,11 +82,13 @@ class World:
     # ------------------------------------------------------------------ lifecycle
 
     @classmethod
-    def start(cls, bootstrap: str, tmp: Path, start: datetime) -> World:
+    def start(cls, bootstrap: str, tmp: Path, start: datetime,
+              database_url: str | None = None) -> World:
         settings = Settings(
             _env_file=None, environment="test", kafka_bootstrap=bootstrap,
             topic_prefix=f"j{uuid.uuid4().hex[:10]}.", topic_partitions=3,
-            kafka_session_timeout_ms=2_000, database_url=f"sqlite:///{tmp / 'ttg.db'}",
+            kafka_session_timeout_ms=2_000,
+            database_url=database_url or f"sqlite:///{tmp / 'ttg.db'}",
             worker_sweep_seconds=1.0, sms_allow_list=["+447700900999", "+447700900998"],
             faust_datadir=tmp / "faust",
         )
@@ -98,7 +100,22 @@ class World:
         world._start_worker(start)
         world._thread("tasks", world._run_tasks)
         world._thread("notify", world._run_notify)
+        world._ready(start)
         return world
+
+    def _ready(self, start: datetime) -> None:
+        """Wait until the worker and the tasks consumer have joined and work: a probe person's
+        task appears. Journeys then start against a running pipeline, so the order they publish
+        in is the order the worker reads."""
+        probe = "Z9999ZZ"
+        self.publish(event("release_date.changed", probe, start - timedelta(days=30),
+                           new_date=(start + timedelta(days=20)).date(),
+                           release_type="conditional_release"))
+        try:
+            self.wait_for("the pipeline to start", lambda: self.tasks(probe), timeout=90)
+        except BaseException:
+            self.close()
+            raise
 
     def _start_worker(self, start: datetime) -> None:
         s = self.settings
