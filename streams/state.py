@@ -235,11 +235,16 @@ def fold(state: PersonState | None, event: Envelope) -> PersonState:
     key = event.event_id.hex[:16]
     if state is not None and key in state.seen:
         return state
-    s = (
-        state.model_copy(deep=True)
-        if state is not None
-        else PersonState(prison_number=event.person.prison_number)
-    )
+    if state is None:
+        s = PersonState(prison_number=event.person.prison_number)
+    else:
+        # A deep copy was a third of the worker's time per event. Folding only reassigns fields
+        # and writes into these four containers (appointments are copied before change), so
+        # copying the containers keeps ``state`` untouched at a fraction of the cost.
+        s = state.model_copy(update={
+            "seen": dict(state.seen), "asof": dict(state.asof),
+            "pathways": dict(state.pathways), "appointments": dict(state.appointments),
+        })
     stamp = stamp_of(event)
     if event.person.crn:
         _set(s, "crn", stamp, crn=event.person.crn)
@@ -335,7 +340,8 @@ def _apply(s: PersonState, ev: Envelope, stamp: str) -> None:  # noqa: C901 - on
 
 def _apply_appointment(s: PersonState, ev: AppointmentNoteEvent, stamp: str) -> None:
     p = ev.payload
-    appt = s.appointments.get(p.appointment_id) or Appointment()
+    known = s.appointments.get(p.appointment_id)
+    appt = known.model_copy() if known is not None else Appointment()
     if p.at is not None and stamp >= appt.at_stamp:
         appt.at, appt.at_stamp = p.at, stamp
     # A note that books a time says what the appointment is; a bare "missed" may not.

@@ -87,3 +87,16 @@ def test_state_is_compact_and_keeps_no_phone_number() -> None:
     many = state_of(*[ev("case_note.general", T0 + timedelta(minutes=i), subtype="n", text="t")
                       for i in range(SEEN_LIMIT + 20)])
     assert len(many.seen) == SEEN_LIMIT
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(range(len(EVENTS))), min_size=2, max_size=25))
+def test_no_fold_ever_changes_an_earlier_state(picks: list[int]) -> None:
+    """Fold copies only what it writes; every intermediate state must survive what follows."""
+    states, snapshots, s = [], [], None
+    for i in picks:
+        s = fold(s, EVENTS[i])
+        states.append(s)
+        snapshots.append(json.dumps(s.dump(), sort_keys=True, default=str))
+    for state, snap in zip(states, snapshots, strict=True):
+        assert json.dumps(state.dump(), sort_keys=True, default=str) == snap
