@@ -27,13 +27,14 @@ from consumers.lifecycle import count_unrouted
 from consumers.outbox import flush as flush_outbox
 from consumers.outbox import publish_now
 from consumers.publish import Publisher
-from consumers.tasks import Applied, apply_alert_event, now_utc
+from consumers.tasks import Applied, apply_alert_event
 from infra import directory as hub_directory
 from infra.config import Settings
 from infra.database import engine_for, session_scope
 from infra.directory import Directory
 from infra.kafka import make_consumer
 from infra.topics import Topics
+from schemas.envelope import utcnow
 from schemas.outputs import ALERT_ADAPTER, AlertEvent
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class AlertsConsumer:
     def __init__(
         self, settings: Settings, engine: Engine | None = None, *,
         publisher: Publisher | None = None, apply: ApplyFn = apply_alert_event,
-        clock: Callable[[], datetime] = now_utc, retry_backoff: float = 1.0,
+        clock: Callable[[], datetime] = utcnow, retry_backoff: float = 1.0,
     ) -> None:
         self.settings = settings
         self.topics = Topics.from_settings(settings)

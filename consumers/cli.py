@@ -34,11 +34,11 @@ def _publish(event: TaskEvent | None = None) -> None:
     try:
         from consumers.outbox import flush
         from consumers.publish import Publisher
-        from consumers.tasks import now_utc
+        from schemas.envelope import utcnow
 
         pub = Publisher(settings)
         try:
-            flush(_engine(), pub, now_utc())
+            flush(_engine(), pub, utcnow())
         finally:
             pub.close()
     except Exception as exc:  # noqa: BLE001 - the change is committed; say the event waits
@@ -81,13 +81,13 @@ def register(app: typer.Typer) -> None:
         from sqlmodel import Session
 
         from consumers.lifecycle import TaskFilter, list_tasks
-        from consumers.tasks import now_utc
+        from schemas.envelope import utcnow
 
         f = TaskFilter(hub=hub, role=role, overdue=overdue, include_closed=all_,
                        prison_number=prison_number)
         with Session(_engine()) as session:
-            rows = list_tasks(session, f, now_utc())
-        now = now_utc()
+            rows = list_tasks(session, f, utcnow())
+        now = utcnow()
         typer.echo("id\tprison_number\tneed\tpriority\tstatus\tdue_at\thub\towner")
         for t in rows:
             owner = t.owner_staff_id or f"{t.owner_role} queue"
@@ -141,10 +141,10 @@ def register(app: typer.Typer) -> None:
     def tasks_ack(task_id: str, by: str | None = typer.Option(None, "--by")) -> None:
         """Acknowledge a task: you have it (stops escalation)."""
         from consumers.lifecycle import TaskError, acknowledge
-        from consumers.tasks import now_utc
+        from schemas.envelope import utcnow
 
         try:
-            event = acknowledge(_engine(), task_id, _who(by), now_utc())
+            event = acknowledge(_engine(), task_id, _who(by), utcnow())
         except TaskError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from None
@@ -153,10 +153,10 @@ def register(app: typer.Typer) -> None:
 
     def _finish(task_id: str, by: str | None, reason: str | None, status: TaskStatus) -> None:
         from consumers.lifecycle import TaskError, finish
-        from consumers.tasks import now_utc
+        from schemas.envelope import utcnow
 
         try:
-            event = finish(_engine(), task_id, _who(by), now_utc(), status, reason)
+            event = finish(_engine(), task_id, _who(by), utcnow(), status, reason)
         except TaskError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from None
@@ -201,9 +201,9 @@ def register(app: typer.Typer) -> None:
 
     def _reroute(engine) -> None:  # type: ignore[no-untyped-def]
         from consumers.lifecycle import reroute_unrouted
-        from consumers.tasks import now_utc
+        from schemas.envelope import utcnow
 
-        events = reroute_unrouted(engine, now_utc())
+        events = reroute_unrouted(engine, utcnow())
         if events:
             typer.echo(f"{len(events)} unrouted task(s) now routed")
             _publish(events[-1])

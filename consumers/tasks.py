@@ -9,7 +9,7 @@ import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 from sqlmodel import Session, select
@@ -326,6 +326,3 @@ def _historical(
     history(session, task, TaskStatus.CANCELLED.value, ALERTS_ACTOR, now, HISTORICAL_REASON, eid)
     return Applied()
 
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)

@@ -13,8 +13,9 @@ from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
-from hub.deps import Clock, HubContext, Publisher, SignInRequired, system_clock
+from hub.deps import Clock, HubContext, Publisher, SignInRequired
 from infra.config import Settings
+from schemas.envelope import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def create_app(
         "Every call is scoped to the caller's hub; another hub's person is 'not found'.",
         docs_url="/api/docs", redoc_url=None, openapi_url="/openapi.json",
     )
-    clock = clock or system_clock
+    clock = clock or utcnow
     app.state.hub = HubContext(settings=settings, engine=engine, clock=clock, publish=publish)
     app.state.twilio_mounted = _mount_twilio(app, settings, engine, clock)
     app.add_middleware(

@@ -25,10 +25,6 @@ Clock = Callable[[], datetime]
 Publisher = Callable[[TaskEvent], None]
 
 
-def system_clock() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass
 class HubContext:
     settings: Settings

@@ -43,12 +43,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from consumers.notifications import templates
-from consumers.notifications.dispatch import Clock, Dispatcher, utc_now
+from consumers.notifications.dispatch import Clock, Dispatcher
 from consumers.notifications.phones import try_normalise
 from consumers.notifications.sender import SmsBackend, make_backend
 from consumers.notifications.store import IssueSink
 from infra.config import Settings
 from infra.models.messages import Reminder, ReminderState
+from schemas.envelope import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ def add_reminder_jobs(scheduler: BaseScheduler, settings: Settings, engine: Engi
     """Register the text jobs (replacing any stored ones with the same ids) and this process's
     runtime. ``jobstore`` names a persistent SQLAlchemyJobStore already added to ``scheduler``.
     """
-    clock = clock or utc_now
+    clock = clock or utcnow
     rt = Runtime(settings, engine,
                  Dispatcher(engine, backend or make_backend(settings, engine), settings, clock,
                             issue_sink),

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor as _Pool
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from apscheduler.executors.base import run_job
@@ -43,6 +43,7 @@ from infra.config import Settings
 from infra.database import engine_for
 from scheduler.digest import build_digests
 from scheduler.lease import Lease
+from schemas.envelope import utcnow
 from schemas.outputs import TaskEvent
 
 log = logging.getLogger(__name__)
@@ -54,9 +55,6 @@ CTX = "<job-context>"
 JOB_MODULES: tuple[str, ...] = ("scheduler.service",)
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
 
 @dataclass
 class JobContext:
@@ -64,7 +62,7 @@ class JobContext:
 
     settings: Settings
     engine: Engine
-    clock: Callable[[], datetime] = _utcnow
+    clock: Callable[[], datetime] = utcnow
     publisher: Publisher | None = None
     runs: dict[str, int] = field(default_factory=dict)
 
@@ -124,7 +122,7 @@ class LeaderExecutor(BasePoolExecutor):
 class TaskScheduler:
     def __init__(
         self, settings: Settings, engine: Engine | None = None, *,
-        clock: Callable[[], datetime] = _utcnow, publisher: Publisher | None = None,
+        clock: Callable[[], datetime] = utcnow, publisher: Publisher | None = None,
         holder: str | None = None, job_modules: tuple[str, ...] | None = None,
     ) -> None:
         self.settings = settings

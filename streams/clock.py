@@ -3,12 +3,10 @@ control time; ``replay`` clocks also say which alerts are history rather than wo
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
-
-def wall_now() -> datetime:
-    return datetime.now(UTC)
+from schemas.envelope import utcnow
 
 
 class Clock(Protocol):
@@ -25,7 +23,7 @@ class WallClock:
     replay = False
 
     def now(self) -> datetime:
-        return wall_now()
+        return utcnow()
 
     def observe(self, moment: datetime) -> None:
         pass
@@ -55,11 +53,11 @@ class OffsetClock:
     """The wall clock shifted to start at ``start``; time then flows normally (demos, drills)."""
 
     def __init__(self, start: datetime, replay: bool = False) -> None:
-        self._offset = start - wall_now()
+        self._offset = start - utcnow()
         self.replay = replay
 
     def now(self) -> datetime:
-        return wall_now() + self._offset
+        return utcnow() + self._offset
 
     def observe(self, moment: datetime) -> None:
         pass
@@ -74,7 +72,7 @@ class EventTimeClock:
         self._at = start
 
     def now(self) -> datetime:
-        return self._at or wall_now()
+        return self._at or utcnow()
 
     def observe(self, moment: datetime) -> None:
         if self._at is None or moment > self._at:

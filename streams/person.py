@@ -10,11 +10,11 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.envelope import Envelope
+from schemas.envelope import Envelope, utcnow
 from schemas.outputs import Alert, AlertEvent
 from streams.alerts import diff
 from streams.calendar import ReleaseCalendar
-from streams.clock import Clock, wall_now
+from streams.clock import Clock
 from streams.rules import CATALOGUE, Rule, evaluate, resolution_reason
 from streams.rules.base import change_days
 from streams.state import PersonState, fold
@@ -86,7 +86,7 @@ class Evaluator:
             lambda alert: resolution_reason(alert, state, now, cal),
             seq=record.seq,
             replay=self.clock.replay,
-            wall=wall_now() if self.clock.replay else None,
+            wall=utcnow() if self.clock.replay else None,
         )
         today = cal.local_date(now).toordinal()
         upcoming = [d for d in change_days(state, cal) if d > today]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 from kafka import KafkaConsumer, KafkaProducer
@@ -21,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from consumers.notifications import store
+from consumers.notifications.dispatch import Clock
 from consumers.notifications.issues import default_issue_sink
 from consumers.notifications.phones import InvalidMobile, normalise_uk_mobile
 from consumers.notifications.planner import Policy
@@ -48,7 +48,6 @@ from schemas.events import (
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 RELEVANT = (ContactNoteEvent, AppointmentNoteEvent, ReleaseDateChangedEvent, ReleaseEvent,
             RecallEvent, ReceptionEvent, EscapeEvent, DeathEvent)
 APPLY_ATTEMPTS = 3

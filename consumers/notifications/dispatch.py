@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, update
 from sqlalchemy.engine import Engine
@@ -55,6 +55,7 @@ from infra.models.messages import (
     Reminder,
     ReminderState,
 )
+from schemas.envelope import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +72,6 @@ CUSTODY_RECHECK = timedelta(minutes=15)
 WELCOME_WAIT = timedelta(minutes=1)
 MAX_BACKOFF = timedelta(hours=1)
 
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def better_status(current: str | None, new: str | None) -> bool:
@@ -98,7 +96,7 @@ class DispatchReport:
 
 class Dispatcher:
     def __init__(self, engine: Engine, backend: SmsBackend, settings: Settings,
-                 clock: Clock = utc_now, issue_sink: store.IssueSink | None = None) -> None:
+                 clock: Clock = utcnow, issue_sink: store.IssueSink | None = None) -> None:
         self.engine, self.backend, self.settings = engine, backend, settings
         # By default, "could not text" issues also become tasks when the tasks area is present.
         self.clock = clock
