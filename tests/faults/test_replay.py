@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import TopicPartition
 from sqlmodel import Session, select
 
 from infra.broker import EmbeddedBroker
-from infra.kafka import make_consumer, make_producer
+from infra.kafka import make_producer
 from infra.models.messages import OutboxMessage, Reminder
 from infra.models.tasks import Task
 from infra.simulator import SimulationConfig, simulate
@@ -38,30 +37,11 @@ PROBE = "Z9999ZZ"  # the harness's readiness probe: a fresh event per world, lef
 EVERY_TEST_NUMBER = [f"+447700900{i:03d}" for i in range(1000)]  # the simulator's mobiles
 
 
-def records(world: World, topic: str, timeout: float = 20) -> list[Any]:
-    """Every record on ``topic`` now, per partition in offset order."""
-    consumer = make_consumer(world.settings, None, consumer_timeout_ms=500)  # type: ignore[arg-type]
-    try:
-        tps = [TopicPartition(topic, p) for p in range(world.settings.topic_partitions)]
-        consumer.assign(tps)
-        ends = consumer.end_offsets(tps)
-        consumer.seek_to_beginning(*tps)
-        out: list[Any] = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(consumer.position(tp) < ends[tp]
-                                                  for tp in tps):
-            for batch in consumer.poll(timeout_ms=300).values():
-                out.extend(batch)
-        return sorted(out, key=lambda r: (r.partition, r.offset))
-    finally:
-        consumer.close()
-
-
 def alert_states(world: World) -> dict[str, tuple[str, str, str]]:
     """alert id -> (prison number, rule, open or resolved), probe excluded. (Raised-then-updated
     and raised-once are the same state: how many updates depends on how events were batched.)"""
     out: dict[str, tuple[str, str, str]] = {}
-    for r in records(world, world.topics.alerts):
+    for r in world.records(world.topics.alerts, 20):
         e = json.loads(r.value)
         if e["alert"]["prison_number"] != PROBE:
             out[e["alert"]["alert_id"]] = (
@@ -87,7 +67,7 @@ def settle(world: World, quiet: float = 6.0, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         world.check()
-        now = (len(records(world, world.topics.alerts)), len(db_snapshot(world)["tasks"]))
+        now = (len(world.records(world.topics.alerts, 20)), len(db_snapshot(world)["tasks"]))
         if now != last:
             last, stable_since = now, time.monotonic()
         elif time.monotonic() - stable_since >= quiet:
@@ -154,7 +134,7 @@ def run_replay(broker: EmbeddedBroker, tmp: Path, people: int, seed: int,
         settle(first, quiet=3.0)
         alerts_before = alert_states(first)
         snapshot_before = db_snapshot(first)
-        inputs = {t: records(first, t) for t in first.topics.inputs}
+        inputs = {t: first.records(t, 20) for t in first.topics.inputs}
     finally:
         first.close()
     assert len(alerts_before) > people // 2, "the cohort raised too few alerts to compare"

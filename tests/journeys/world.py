@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -193,25 +193,29 @@ class World:
         finally:
             producer.close()
 
-    def alerts(self, pn: str) -> list[dict[str, Any]]:
-        """Every alert event for ``pn`` now on the alerts topic, in partition order."""
-        topic = self.topics.alerts
+    def records(self, topic: str, timeout: float = 10) -> list[Any]:
+        """Every record on ``topic`` now, per partition in offset order."""
         consumer = make_consumer(self.settings, None, consumer_timeout_ms=500)  # type: ignore[arg-type]
         try:
             tps = [TopicPartition(topic, p) for p in range(self.settings.topic_partitions)]
             consumer.assign(tps)
             ends = consumer.end_offsets(tps)
             consumer.seek_to_beginning(*tps)
-            out: list[dict[str, Any]] = []
-            deadline = time.monotonic() + 10
+            out: list[Any] = []
+            deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and any(
                 consumer.position(tp) < ends[tp] for tp in tps
             ):
-                for records in consumer.poll(timeout_ms=300).values():
-                    out.extend(json.loads(r.value) for r in records)
-            return [e for e in out if e["alert"]["prison_number"] == pn]
+                for batch in consumer.poll(timeout_ms=300).values():
+                    out.extend(batch)
+            return sorted(out, key=lambda r: (r.partition, r.offset))
         finally:
             consumer.close()
+
+    def alerts(self, pn: str) -> list[dict[str, Any]]:
+        """Every alert event for ``pn`` now on the alerts topic, in partition order."""
+        events = (json.loads(r.value) for r in self.records(self.topics.alerts))
+        return [e for e in events if e["alert"]["prison_number"] == pn]
 
     def tasks(self, pn: str) -> list[Task]:
         with Session(self.engine) as s:
@@ -260,6 +264,3 @@ def open_task(world: World, pn: str, need: str) -> Callable[[], Task | None]:
         return next((t for t in world.tasks(pn) if t.need == need and t.active_key), None)
     return find
 
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
