@@ -249,17 +249,10 @@ def measure_detection(settings: Settings, scratch: Path, total: int, ceiling: fl
 
 def run_worker() -> None:
     """The stream worker as ``ttg worker`` runs it, committing often so progress is visible."""
-    import faust
-
     from infra.config import get_settings
-    from infra.kafka import ensure_topics
-    from streams.app import make_app
+    from streams.cli import run_worker as run
 
-    settings = get_settings()
-    ensure_topics(settings)
-    app = make_app(settings)
-    app.conf.broker_commit_interval = 0.1
-    faust.Worker(app, loglevel="warning").execute_from_commandline()
+    run(get_settings(), "warning", commit_interval=0.1)
 
 
 # ------------------------------------------------------------------------ 3. latency
@@ -423,67 +416,88 @@ def measure_latency(settings: Settings, scratch: Path, rate: int, seconds: float
 # ------------------------------------------------------------- 4 + 5. sweep and memory
 
 
-def people_figures(n: int) -> dict[str, float]:
-    """In this (fresh) process: build ``n`` people's records from a simulated cohort exactly as
-    the worker's agent does, measure the RSS they add, then time the timer's sweep."""
+def write_cohort(n: int, path: Path, now: datetime) -> None:
+    """A simulated cohort of ``n`` people, one event per line, for :func:`people_figures`."""
     from infra.simulator import SimulationConfig, simulate, to_json_lines
+
+    with path.open("w") as f:
+        for line in to_json_lines(simulate(SimulationConfig(people=n, seed=11, now=now))):
+            f.write(line + "\n")
+
+
+def people_figures(path: Path, now: datetime) -> dict[str, float]:
+    """In a fresh process: build the people of a cohort file exactly as the worker's agent does
+    (packed, as its table holds them), measure the RSS they add, then time the timer's sweep.
+    The cohort is simulated by another process, so no freed simulator garbage hides the growth."""
     from schemas.codec import decode_input
     from streams.calendar import ReleaseCalendar
     from streams.clock import FixedClock
-    from streams.person import Evaluator, PersonRecord, sweep_records
+    from streams.packed import Packed, sweep_packed
+    from streams.person import Evaluator
 
-    now = datetime.now(UTC).replace(microsecond=0)
-    lines = [s.encode() for s in to_json_lines(simulate(SimulationConfig(people=n, seed=11,
-                                                                         now=now)))]
+    lines = path.read_bytes().splitlines()
     clock = FixedClock(now)
     evaluator = Evaluator(ReleaseCalendar(Settings().timezone), clock)
     gc.collect()
     rss_before = _rss_bytes()
-    table: dict[str, PersonRecord] = {}
+    table: dict[str, Packed] = {}
     build_started = time.perf_counter()
     for i, line in enumerate(lines):
         event = decode_input(line)
         key = event.person.prison_number
-        record, _ = evaluator.on_event(table.get(key), event, i % 3)
-        table[key] = record
+        packed = table.get(key)
+        record, _ = evaluator.on_event(packed.unpack() if packed else None, event, i % 3)
+        table[key] = Packed.of(record)
     build_seconds = time.perf_counter() - build_started
-    del lines, event, record
+    del event, record, packed
     gc.collect()
-    rss_after = _rss_bytes()
+    rss_after = _rss_bytes()  # the input lines are still alive, as they were for rss_before
+    del lines
     people = len(table)
+    # What the table's own objects take (keys, packed objects and their bytes, dict slots): RSS
+    # also counts allocator fragmentation left by the build.
+    accounted = sys.getsizeof(table) + sum(
+        sys.getsizeof(k) + sys.getsizeof(v) + sys.getsizeof(v.blob) for k, v in table.items())
 
     def timed(at: datetime) -> tuple[float, int]:
         clock.set(at)
         started = time.perf_counter()
-        changed = sweep_records(evaluator, table.items(), {0, 1, 2})
-        return time.perf_counter() - started, len(changed)
+        alerted = sweep_packed(evaluator, table, {0, 1, 2})
+        for key, record, _ in alerted:  # written back, as the agent's sweep does
+            table[key] = Packed.of(record)
+        return time.perf_counter() - started, len(alerted)
 
     same_day, _ = timed(now + timedelta(minutes=1))
     # The sweep that matters: the first one after midnight, when a day's deadlines move.
-    next_day, changed = timed(now + timedelta(days=1))
+    next_day, alerted = timed(now + timedelta(days=1))
     return {
         "people": people, "rss_delta_bytes": rss_after - rss_before,
         "bytes_per_person": (rss_after - rss_before) / people,
+        "accounted_bytes_per_person": accounted / people,
         "build_seconds": build_seconds, "sweep_seconds": next_day,
-        "sweep_changed": changed, "same_day_sweep_seconds": same_day,
+        "sweep_alerted": alerted, "same_day_sweep_seconds": same_day,
     }
 
 
-def measure_people(n: int) -> list[Metric]:
-    proc = subprocess.run([sys.executable, "-m", "infra.bench", "people", str(n)],
-                          capture_output=True, text=True, timeout=900)
+def measure_people(n: int, scratch: Path) -> list[Metric]:
+    now = datetime.now(UTC).replace(microsecond=0)
+    path = scratch / "cohort.jsonl"
+    write_cohort(n, path, now)
+    proc = subprocess.run([sys.executable, "-m", "infra.bench", "people", str(path),
+                           now.isoformat()], capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
         raise RuntimeError(f"people figures failed: {proc.stderr[-2000:]}")
     fig = json.loads(proc.stdout.strip().splitlines()[-1])
     sweep_detail = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in fig.items()
-                    if k in ("people", "sweep_changed", "same_day_sweep_seconds",
+                    if k in ("people", "sweep_alerted", "same_day_sweep_seconds",
                              "build_seconds")}
     scale = 100_000 / fig["people"]
     return [
         Metric(f"sweep over {fig['people']:,} people", fig["sweep_seconds"], "s",
                1.0 / scale, False, sweep_detail),
         Metric("worker memory per person", fig["bytes_per_person"], "bytes", 2048, False,
-               {"people": fig["people"], "rss_delta_bytes": fig["rss_delta_bytes"]}),
+               {"people": fig["people"], "rss_delta_bytes": fig["rss_delta_bytes"],
+                "accounted_bytes_per_person": round(fig["accounted_bytes_per_person"])}),
     ]
 
 
@@ -524,7 +538,7 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda _: None
             lat = bench_settings(bootstrap, scratch, cfg, "latency")
             metrics.extend(measure_latency(lat, scratch, cfg.rate, cfg.latency_seconds))
             progress(f"4-5. sweep and memory over {cfg.people:,} people")
-            metrics.extend(measure_people(cfg.people))
+            metrics.extend(measure_people(cfg.people, scratch))
             progress(f"6. bulk publish (ttg publish) of {cfg.publish_events:,} lines")
             big = bench_settings(bootstrap, scratch, cfg, "publish")
             published = measure_publish(big, simulated_lines(cfg.publish_events, seed=21),
@@ -554,9 +568,9 @@ def main(argv: list[str]) -> None:
     if argv[:1] == ["worker"]:
         run_worker()
     elif argv[:1] == ["people"]:
-        print(json.dumps(people_figures(int(argv[1]))))
+        print(json.dumps(people_figures(Path(argv[1]), datetime.fromisoformat(argv[2]))))
     else:
-        raise SystemExit("usage: python -m infra.bench worker | people N")
+        raise SystemExit("usage: python -m infra.bench worker | people COHORT_FILE NOW")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@ the clock sweeps past. Pure apart from the injected clock; Faust stays in :mod:`
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -53,10 +54,23 @@ class Evaluator:
         self, record: PersonRecord | None, event: Envelope, partition: int | None = None
     ) -> tuple[PersonRecord, list[AlertEvent]]:
         """Fold one event and re-evaluate. A duplicate returns the record untouched, no events."""
-        self.clock.observe(event.occurred_at)
+        return self.on_events(record, (event,), partition)
+
+    def on_events(
+        self, record: PersonRecord | None, events: Sequence[Envelope],
+        partition: int | None = None,
+    ) -> tuple[PersonRecord, list[AlertEvent]]:
+        """Fold a person's events, then evaluate once: the findings depend only on the folded
+        state, so one evaluation after several events ends where one per event would, minus
+        alerts raised and resolved in between. Duplicates alone return the record untouched."""
         before = record.state if record is not None else None
-        state = fold(before, event)
-        if record is not None and state is before:
+        state = before
+        for event in events:
+            self.clock.observe(event.occurred_at)
+            state = fold(state, event)
+        if state is None or (record is not None and state is before):
+            if record is None:
+                raise ValueError("on_events needs at least one event")
             return record, []
         if record is None:
             record = PersonRecord(state=state, partition=partition)
@@ -65,10 +79,6 @@ class Evaluator:
             if partition is not None:
                 record.partition = partition
         return self._evaluate(record)
-
-    def due_for_sweep(self, record: PersonRecord, today: int) -> bool:
-        """Cheap: only people whose findings may have changed since they were last evaluated."""
-        return record.next_change <= today
 
     def on_sweep(self, record: PersonRecord) -> tuple[PersonRecord, list[AlertEvent]]:
         return self._evaluate(record)
@@ -104,27 +114,29 @@ class Evaluator:
 
 def sweep_records(
     evaluator: Evaluator,
-    items: Iterable[tuple[str, PersonRecord]],
+    items: Iterable[tuple[str, Any]],
     partitions: set[int] | None = None,
+    unpack: Callable[[Any], PersonRecord] | None = None,
 ) -> list[tuple[str, PersonRecord, list[AlertEvent]]]:
     """Re-evaluate the records the clock may have changed; returns those that changed.
 
-    ``partitions`` limits the sweep to partitions this worker actively owns (standby copies are
-    another worker's to sweep).
+    ``items`` are (key, value) pairs whose values have ``next_change`` and ``partition``: records,
+    or packed records with ``unpack`` to open the few that are due. ``partitions`` limits the
+    sweep to partitions this worker actively owns (standby copies are another worker's to sweep).
     """
     today = evaluator.today()
     changed: list[tuple[str, PersonRecord, list[AlertEvent]]] = []
-    due = evaluator.due_for_sweep
     # With ~100,000 records alive, the allocations of a sweep trigger full cyclic collections
     # that cost more than the sweep itself; nothing here makes cycles, so pause the collector.
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for key, record in items:
-            if not due(record, today):
+        for key, value in items:
+            if value.next_change > today:
                 continue
-            if partitions is not None and record.partition not in partitions:
+            if partitions is not None and value.partition not in partitions:
                 continue
+            record = unpack(value) if unpack is not None else value
             new, events = evaluator.on_sweep(record)
             if new is not record:
                 changed.append((key, new, events))

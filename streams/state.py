@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 from schemas.common import Pathway, PathwayStatus
 from schemas.envelope import Envelope
@@ -120,6 +120,22 @@ class PersonState(_Compact):
     seen: dict[str, int] = Field(default_factory=dict)
     #: fact name -> stamp of the event that set it.
     asof: dict[str, str] = Field(default_factory=dict)
+
+    @field_serializer("asof")
+    def _asof_by_stamp(self, asof: dict[str, str]) -> dict[str, list[str]]:
+        # One event usually sets several facts: stored as stamp -> facts, the stamps (46
+        # characters each) appear once, which takes a third off a stored person.
+        grouped: dict[str, list[str]] = {}
+        for fact, stamp in sorted(asof.items()):
+            grouped.setdefault(stamp, []).append(fact)
+        return dict(sorted(grouped.items()))
+
+    @field_validator("asof", mode="before")
+    @classmethod
+    def _asof_by_fact(cls, value: object) -> object:
+        if isinstance(value, dict) and any(isinstance(v, list) for v in value.values()):
+            return {fact: stamp for stamp, facts in value.items() for fact in facts}
+        return value  # fact -> stamp, as records stored before grouping have it
 
     # custody
     custody: CustodyStatus | None = None

@@ -36,7 +36,7 @@ def test_agent_folds_emits_and_dead_letters(app) -> None:
 
 async def _scenario(app) -> None:
     parts = app.ttg
-    parts.alerts.send = AsyncMock()
+    parts.produce = AsyncMock()
     parts.dead_letter.send = AsyncMock()
     parts.table.send_changelog = lambda *a, **k: _Sent()
     async with parts.agent.test_context() as agent:
@@ -48,41 +48,42 @@ async def _scenario(app) -> None:
     assert parts.dead_letter.send.await_count == 1
     letter = json.loads(parts.dead_letter.send.await_args.kwargs["value"])
     assert letter["stage"] == "decode" and letter["reason"]
-    sent = [json.loads(c.kwargs["value"]) for c in parts.alerts.send.await_args_list]
+    sent = [json.loads(c.args[2]) for c in parts.produce.await_args_list]
+    assert {c.args[0] for c in parts.produce.await_args_list} == {parts.topics.alerts}
     rules = {(e["type"], e["alert"]["rule_id"]) for e in sent}
     assert ("alert.raised", "release.friday_or_pre_holiday") in rules
     assert all(e["type"] == "alert.raised" for e in sent)
     assert len(sent) == len(rules)  # the duplicate raised nothing
-    record = parts.table[PN]
+    record = parts.record(PN)
     assert record.state.release_date == date(2026, 12, 11)
     assert set(record.alerts) == {e["alert"]["rule_id"] for e in sent}
 
     # The sweep, with no event: a week later the 7-day checks fire and are written back.
-    parts.alerts.send.reset_mock()
+    parts.produce.reset_mock()
     changelog: list[tuple[int, str]] = []
     parts.table.send_changelog = lambda p, k, v, *a, **kw: changelog.append((p, k))
     app.assignor.assigned_actives = lambda: {TP(parts.topics.release_dates, 0)}
     assert await parts.sweep() == 0  # same day: nothing can have changed
     parts.evaluator.clock.set(NOW + timedelta(days=3))  # 7 days before release
     emitted = await parts.sweep()
-    swept = [json.loads(c.kwargs["value"]) for c in parts.alerts.send.await_args_list]
+    swept = [json.loads(c.args[2]) for c in parts.produce.await_args_list]
     assert emitted == len(swept) > 0
     assert ("alert.raised", "health.continuity") not in {
         (e["type"], e["alert"]["rule_id"]) for e in swept}
     assert ("alert.raised", "appointment.first_missing") in {
         (e["type"], e["alert"]["rule_id"]) for e in swept}
     assert changelog == [(0, PN)]
-    assert "appointment.first_missing" in parts.table[PN].alerts
+    assert "appointment.first_missing" in parts.record(PN).alerts
     # An event that breaks evaluation is dead-lettered too, and the agent carries on.
     def broken(*args, **kwargs):
         raise RuntimeError("rule bug")
 
-    parts.evaluator.on_event = broken
+    parts.evaluator.on_events = broken
     async with parts.agent.test_context() as agent:
         await agent.put(encode(release_date(date(2026, 12, 18), NOW)), key=PN.encode())
     letter = json.loads(parts.dead_letter.send.await_args.kwargs["value"])
     assert letter["stage"] == "evaluate" and "rule bug" in letter["reason"]
-    assert parts.table[PN].state.release_date == date(2026, 12, 11)  # unchanged
+    assert parts.record(PN).state.release_date == date(2026, 12, 11)  # unchanged
 
     # Standby copies are someone else's to sweep.
     app.assignor.assigned_actives = lambda: set()
