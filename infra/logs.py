@@ -26,6 +26,10 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+#: Libraries kept at WARNING whatever the level: at DEBUG some of them log message bytes.
+LIBRARIES = ("kafka", "aiokafka", "faust", "mode", "apscheduler", "httpx", "twilio")
+
+
 def setup_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -33,5 +37,5 @@ def setup_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("kafka", "aiokafka", "faust", "mode", "apscheduler", "httpx", "twilio"):
+    for noisy in LIBRARIES:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
