@@ -7,6 +7,7 @@ from typing import Any
 
 import faust
 from faust.serializers.codecs import Codec
+from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from infra.config import Settings
 from infra.kafka import faust_broker_url
@@ -23,6 +24,30 @@ class PackedCodec(Codec):
 
     def _loads(self, s: bytes) -> Any:
         return Packed.from_bytes(s)
+
+
+#: How long the broker may hold a fetch that has nothing to return. Faust fixes 1,500 ms, and
+#: Tansu holds an empty fetch that long, handing over a record that arrives meanwhile up to about
+#: half of it later: most of a quiet system's publish -> alert latency. 100 ms costs ~2 % CPU idle.
+FETCH_MAX_WAIT_MS = 100
+
+
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when aiokafka starts its fetcher
+        return consumer
+
+
+class _Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _Transport(faust_aiokafka.Transport):
+    """Faust's aiokafka transport with a shorter fetch wait for the worker's consumer."""
+
+    Consumer = _Consumer
 
 
 def broker_credentials(settings: Settings) -> Any:
@@ -86,6 +111,7 @@ def make_app(
         value_serializer="raw",
         autodiscover=False,
     )
+    app.transport = _Transport(app.conf.broker_consumer, app)
     install(
         app,
         settings,
