@@ -1,18 +1,22 @@
 """Alerts become tasks: one active task per (person, need), its alerts linked, every change in
 its history. These functions work inside the caller's transaction and never commit, so the
 caller can record the processed event id in the same transaction as the change.
+
+A caller applying many alert events in one transaction calls :func:`read_ahead` first: what the
+events will look up is then read in a few queries and kept current in memory, so applying each
+event issues no query and no flush, and the batch's rows reach the database together.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from consumers.routing import Route, route
 from infra.directory import Directory
@@ -95,20 +99,171 @@ def task_event(
     )
 
 
-def enqueue(session: Session, events: Iterable[TaskEvent], now: datetime) -> None:
-    """Put task events in the outbox, in the caller's transaction (see consumers.outbox)."""
+def enqueue(
+    session: Session, events: Iterable[TaskEvent], now: datetime, *, check: bool = True,
+) -> None:
+    """Put task events in the outbox, in the caller's transaction (see consumers.outbox).
+
+    An event already there is not added again; ``check=False`` skips that look-up when the
+    caller knows the ids are new (see :func:`apply_alert_event`)."""
     for e in events:
-        seen = session.exec(select(TaskOutbox.id).where(TaskOutbox.event_id == str(e.event_id)))
-        if seen.first() is None:
-            session.add(TaskOutbox(event_id=str(e.event_id), task_id=e.task_id,
-                                   key=e.prison_number, payload=e.model_dump_json(),
-                                   created_at=utc(now)))
+        if check and session.exec(
+            select(TaskOutbox.id).where(TaskOutbox.event_id == str(e.event_id))
+        ).first() is not None:
+            continue
+        session.add(TaskOutbox(event_id=str(e.event_id), task_id=e.task_id, key=e.prison_number,
+                               payload=e.model_dump_json(), created_at=utc(now)))
 
 
 def find_active(session: Session, prison_number: str, need: str) -> Task | None:
+    key = active_key(prison_number, need)
+    ahead = _read_ahead(session)
+    if ahead is not None and key in ahead.active:
+        return ahead.active[key]
+    return session.exec(select(Task).where(Task.active_key == key)).first()
+
+
+# --------------------------------------------------------------------------- read-ahead
+
+_READ_AHEAD = "ttg.tasks.read_ahead"
+#: Most values in one IN (...) of the read-ahead queries.
+_CHUNK = 500
+
+
+@dataclass
+class _ReadAhead:
+    """What a batch of alert events looks up, read before applying it and kept current as the
+    batch changes it (the objects are the session's own, so their changes show here too)."""
+
+    processed: set[str]  # event ids applied before or earlier in this batch
+    checked: set[str]  # event ids whose "processed" state the set above answers for
+    active: dict[str, Task | None]  # active key -> the active task, for every key read
+    links: dict[str, dict[str, TaskAlert]]  # task id -> alert id -> link: all of that task's
+    by_alert: dict[str, list[TaskAlert]]  # alert id -> every link to that alert, on any task
+    historical: dict[str, Task | None]  # alert id -> a historical task linked to it
+    transaction: object  # what it holds is true only inside this transaction
+
+
+def _read_ahead(session: Session) -> _ReadAhead | None:
+    ahead: _ReadAhead | None = session.info.get(_READ_AHEAD)
+    if ahead is None or ahead.transaction is not session.get_transaction():
+        return None
+    return ahead
+
+
+def _chunks(values: Iterable[str]) -> Iterator[list[str]]:
+    items = sorted(values)
+    for i in range(0, len(items), _CHUNK):
+        yield items[i:i + _CHUNK]
+
+
+def read_ahead(session: Session, events: Sequence[AlertEvent]) -> None:
+    """Before applying ``events`` in this session's transaction, read what they will look up.
+
+    Until the transaction ends, :func:`apply_alert_event` answers its look-ups for these
+    events from memory (so nothing else may change those rows in this session meanwhile): it
+    issues no query and no flush, so an exception it raises belongs to the event being applied,
+    and every row of the batch is written at the caller's flush or commit, in multi-row
+    statements. (The flush writes tasks before the links and history that refer to them: with
+    no relationship() between the models, SQLAlchemy orders the tables of one flush by class
+    name, and ``Task`` sorts first.) Look-ups for anything else are queried as usual.
+    """
+    eids = {str(e.event_id) for e in events}
+    keys = {active_key(e.alert.prison_number, e.alert.need) for e in events}
+    alert_ids = {str(e.alert.alert_id) for e in events}
+    processed: set[str] = set()
+    for part in _chunks(eids):
+        processed.update(session.exec(
+            select(ProcessedEvent.event_id).where(col(ProcessedEvent.event_id).in_(part))
+        ).all())
+    active: dict[str, Task | None] = dict.fromkeys(keys)
+    for part in _chunks(keys):
+        for task in session.exec(select(Task).where(col(Task.active_key).in_(part))).all():
+            active[task.active_key] = task  # type: ignore[index]
+    links: dict[str, dict[str, TaskAlert]] = {t.id: {} for t in active.values() if t}
+    by_alert: dict[str, list[TaskAlert]] = {a: [] for a in alert_ids}
+    found: dict[tuple[str, str], TaskAlert] = {}
+    for part in _chunks(links):
+        for link in session.exec(select(TaskAlert).where(col(TaskAlert.task_id).in_(part))):
+            found[(link.task_id, link.alert_id)] = link
+    for part in _chunks(alert_ids):
+        for link in session.exec(select(TaskAlert).where(col(TaskAlert.alert_id).in_(part))):
+            found[(link.task_id, link.alert_id)] = link
+    for (task_id, alert_id), link in sorted(found.items()):
+        if task_id in links:
+            links[task_id][alert_id] = link
+        if alert_id in by_alert:
+            by_alert[alert_id].append(link)
+    historical: dict[str, Task | None] = dict.fromkeys(alert_ids)
+    for part in _chunks(alert_ids):
+        for task, alert_id in session.exec(
+            select(Task, TaskAlert.alert_id).join(TaskAlert, col(TaskAlert.task_id) == Task.id)
+            .where(col(TaskAlert.alert_id).in_(part), Task.historical)
+        ).all():
+            historical[alert_id] = historical[alert_id] or task
+    session.info[_READ_AHEAD] = _ReadAhead(processed, set(eids), active, links, by_alert,
+                                           historical, session.get_transaction())
+
+
+def _was_processed(session: Session, eid: str) -> bool:
+    ahead = _read_ahead(session)
+    if ahead is not None and eid in ahead.checked:
+        return eid in ahead.processed
+    return session.get(ProcessedEvent, eid) is not None
+
+
+def _find_link(session: Session, task: Task, alert_id: str) -> TaskAlert | None:
+    ahead = _read_ahead(session)
+    if ahead is not None:
+        if task.id in ahead.links:
+            return ahead.links[task.id].get(alert_id)
+        if alert_id in ahead.by_alert:
+            return next((x for x in ahead.by_alert[alert_id] if x.task_id == task.id), None)
+    return session.get(TaskAlert, (task.id, alert_id))
+
+
+def _open_links(session: Session, task: Task) -> list[TaskAlert]:
+    ahead = _read_ahead(session)
+    if ahead is not None and task.id in ahead.links:
+        return [x for x in ahead.links[task.id].values() if x.open]
+    return list(session.exec(
+        select(TaskAlert).where(TaskAlert.task_id == task.id, TaskAlert.open)
+    ).all())
+
+
+def _open_links_to(session: Session, alert_id: str) -> list[TaskAlert]:
+    ahead = _read_ahead(session)
+    if ahead is not None and alert_id in ahead.by_alert:
+        return [x for x in ahead.by_alert[alert_id] if x.open]
+    return list(session.exec(
+        select(TaskAlert).where(TaskAlert.alert_id == alert_id, TaskAlert.open)
+    ).all())
+
+
+def _historical_task(session: Session, alert_id: str) -> Task | None:
+    ahead = _read_ahead(session)
+    if ahead is not None and alert_id in ahead.historical:
+        return ahead.historical[alert_id]
     return session.exec(
-        select(Task).where(Task.active_key == active_key(prison_number, need))
+        select(Task).join(TaskAlert, col(TaskAlert.task_id) == Task.id)
+        .where(TaskAlert.alert_id == alert_id, Task.historical)
     ).first()
+
+
+def _added_task(session: Session, task: Task, alert_id: str) -> None:
+    """A task this session has just made: in the read-ahead from now on."""
+    session.add(task)
+    ahead = _read_ahead(session)
+    if ahead is None:
+        # Without the read-ahead other look-ups query, and may flush: the task row goes first,
+        # before the links and history that refer to it.
+        session.flush()
+        return
+    ahead.links[task.id] = {}
+    if task.active_key is not None:
+        ahead.active[task.active_key] = task
+    if task.historical and alert_id in ahead.historical:
+        ahead.historical[alert_id] = ahead.historical[alert_id] or task
 
 
 def apply_alert_event(
@@ -117,7 +272,7 @@ def apply_alert_event(
 ) -> Applied:
     """Apply one alert event unless its id was applied before (then report a duplicate)."""
     eid = str(event.event_id)
-    if session.get(ProcessedEvent, eid) is not None:
+    if _was_processed(session, eid):
         return Applied(duplicate=True)
     now = utc(now)
     if event.alert.historical:
@@ -126,8 +281,13 @@ def apply_alert_event(
         out = _resolve(session, event, now)
     else:
         out = _raise_or_update(session, event, directory, now)
-    enqueue(session, out.events, now)
+    # Every event made here is named after (task, kind, this event id), and this event id is
+    # recorded as processed in the same transaction: the ids cannot be in the outbox yet.
+    enqueue(session, out.events, now, check=False)
     session.add(ProcessedEvent(event_id=eid, consumer=consumer, processed_at=now))
+    if (ahead := _read_ahead(session)) is not None:
+        ahead.processed.add(eid)
+        ahead.checked.add(eid)
     return out
 
 
@@ -137,14 +297,22 @@ def _owner_text(r: Route | Task) -> str:
     return f"{role} ({staff})" if staff else f"{role} queue"
 
 
-def _link(session: Session, task: Task, event: AlertEvent, now: datetime) -> tuple[TaskAlert, bool]:
+def _link(
+    session: Session, task: Task, event: AlertEvent, now: datetime, new_task: bool = False,
+) -> tuple[TaskAlert, bool]:
     a = event.alert
-    link = session.get(TaskAlert, (task.id, str(a.alert_id)))
+    # A task made just now has no links yet: no need to look.
+    link = None if new_task else _find_link(session, task, str(a.alert_id))
     created = link is None
     if link is None:
         link = TaskAlert(task_id=task.id, alert_id=str(a.alert_id), rule_id=a.rule_id,
                          severity=a.severity.value, due_at=utc(a.due_at), reason=a.reason,
                          open=True, last_event_id=str(event.event_id), updated_at=now)
+        if (ahead := _read_ahead(session)) is not None:
+            if task.id in ahead.links:
+                ahead.links[task.id][link.alert_id] = link
+            if link.alert_id in ahead.by_alert:
+                ahead.by_alert[link.alert_id].append(link)
     else:
         link.rule_id, link.severity, link.due_at = a.rule_id, a.severity.value, utc(a.due_at)
         link.reason, link.open = a.reason, event.type != "alert.resolved"
@@ -176,9 +344,8 @@ def _raise_or_update(
     if task is None:
         r = route(a, directory)
         task = _new_task(a, r, now)
-        session.add(task)
-        session.flush()
-        _link(session, task, event, now)
+        _added_task(session, task, str(a.alert_id))
+        _link(session, task, event, now, new_task=True)
         notify = f"; also notify: {', '.join(x.value for x in a.also_notify)}" if (
             a.also_notify) else ""
         history(session, task, "created", ALERTS_ACTOR, now,
@@ -191,7 +358,6 @@ def _raise_or_update(
                        unrouted=not r.routed)
 
     _, linked = _link(session, task, event, now)
-    session.flush()
     changes: list[str] = []
     if linked:
         history(session, task, "linked", ALERTS_ACTOR, now,
@@ -210,14 +376,18 @@ def _raise_or_update(
                    unrouted=task.hub_code is None)
 
 
-def _recompute(session: Session, task: Task, now: datetime, eid: str) -> list[str]:
-    """Priority, due time and reason follow the task's most pressing open alert."""
-    links = session.exec(
-        select(TaskAlert).where(TaskAlert.task_id == task.id, TaskAlert.open)
-    ).all()
+def _recompute(
+    session: Session, task: Task, now: datetime, eid: str,
+    links: list[TaskAlert] | None = None,
+) -> list[str]:
+    """Priority, due time and reason follow the task's most pressing open alert (``links``:
+    the task's open links, when the caller has just read them)."""
+    if links is None:
+        links = _open_links(session, task)
     if not links:
         return []
-    lead = min(links, key=lambda x: (-Severity(x.severity).rank, utc(x.due_at)))
+    # Ties go to the lowest alert id, whatever order the links were read in.
+    lead = min(links, key=lambda x: (-Severity(x.severity).rank, utc(x.due_at), x.alert_id))
     priority = max((Severity(x.severity) for x in links), key=lambda s: s.rank)
     due = min(utc(x.due_at) for x in links)
     parts = []
@@ -259,28 +429,23 @@ def _reroute(
 def _resolve(session: Session, event: AlertEvent, now: datetime) -> Applied:
     a, eid = event.alert, str(event.event_id)
     task = find_active(session, a.prison_number, a.need)
-    link = session.get(TaskAlert, (task.id, str(a.alert_id))) if task else None
+    link = _find_link(session, task, str(a.alert_id)) if task else None
     if task is None or link is None:
         # Closed already, or the alert never made a task here: close any stale link quietly.
-        for stale in session.exec(
-            select(TaskAlert).where(TaskAlert.alert_id == str(a.alert_id), TaskAlert.open)
-        ).all():
+        for stale in _open_links_to(session, str(a.alert_id)):
             stale.open, stale.last_event_id, stale.updated_at = False, eid, now
             session.add(stale)
         return Applied()
     _link(session, task, event, now)
-    session.flush()
     why = event.resolution or a.reason
     history(session, task, "alert_resolved", ALERTS_ACTOR, now,
             f"alert {a.alert_id} ({a.rule_id}) resolved: {why}", eid)
-    still_open = session.exec(
-        select(TaskAlert).where(TaskAlert.task_id == task.id, TaskAlert.open)
-    ).first()
+    still_open = _open_links(session, task)
     task.updated_at = now
-    if still_open is None:
+    if not still_open:
         close(session, task, TaskStatus.DONE, ALERTS_ACTOR, now, f"resolved: {why}", eid)
         return Applied(events=[task_event(task, "task.done", now, ALERTS_ACTOR, eid)])
-    _recompute(session, task, now, eid)
+    _recompute(session, task, now, eid, still_open)
     session.add(task)
     return Applied(events=[task_event(task, "task.updated", now, ALERTS_ACTOR, eid)])
 
@@ -290,6 +455,10 @@ def close(
     event_id: str | None = None,
 ) -> None:
     task.status, task.closed_at, task.closed_reason = status.value, now, reason[:500]
+    ahead = _read_ahead(session)
+    if ahead is not None and task.active_key is not None and (
+            ahead.active.get(task.active_key) is task):
+        ahead.active[task.active_key] = None
     task.active_key, task.updated_at = None, now
     session.add(task)
     history(session, task, status.value, actor, now, reason, event_id)
@@ -301,10 +470,7 @@ def _historical(
     """Replayed alerts whose moment has passed are kept as closed, historical tasks: the record
     shows what would have been raised, but nobody is asked to act and nothing escalates."""
     a, eid = event.alert, str(event.event_id)
-    existing = session.exec(
-        select(Task).join(TaskAlert, TaskAlert.task_id == Task.id)
-        .where(TaskAlert.alert_id == str(a.alert_id), Task.historical)
-    ).first()
+    existing = _historical_task(session, str(a.alert_id))
     if existing is not None:
         _link(session, existing, event, now)
         history(session, existing, "updated", ALERTS_ACTOR, now,
@@ -318,9 +484,8 @@ def _historical(
     task.status, task.closed_at = TaskStatus.CANCELLED.value, now
     task.closed_reason = HISTORICAL_REASON
     task.active_key = None
-    session.add(task)
-    session.flush()
-    _link(session, task, event, now)
+    _added_task(session, task, str(a.alert_id))
+    _link(session, task, event, now, new_task=True)
     history(session, task, "created", ALERTS_ACTOR, now,
             f"historical alert {a.alert_id} ({a.rule_id}); routing: {r.why}", eid)
     history(session, task, TaskStatus.CANCELLED.value, ALERTS_ACTOR, now, HISTORICAL_REASON, eid)

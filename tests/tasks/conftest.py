@@ -3,6 +3,7 @@ factories, and helpers that publish alert events and read task events over the r
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
 from sqlalchemy.engine import Engine
 
 from infra.config import Settings
@@ -82,23 +84,24 @@ def publish(settings: Settings, *items: AlertEvent | bytes) -> None:
 
 
 def read_topic(settings: Settings, topic: str, timeout: float = 5.0) -> list[bytes]:
-    """Every record now on ``topic`` (manual assignment: no group join needed)."""
+    """Every record now on ``topic``, per partition in offset order (manual assignment: no
+    group join needed)."""
     consumer = KafkaConsumer(**client_config(settings), enable_auto_commit=False,
-                             auto_offset_reset="earliest", consumer_timeout_ms=int(timeout * 1000))
+                             auto_offset_reset="earliest")
     try:
         parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in parts]
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
         consumer.assign(tps)
         ends = consumer.end_offsets(tps)
         consumer.seek_to_beginning(*tps)
-        out: list[bytes] = []
-        if not any(ends.values()):
-            return out
-        for msg in consumer:
-            out.append(msg.value)
-            if all(consumer.position(tp) >= ends[tp] for tp in tps):
-                break
-        return out
+        got: list[ConsumerRecord] = []
+        # poll(), not iteration: the position moves past every record a fetch returned, so
+        # "position >= end" can hold while the iterator still holds records of the same batch.
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(consumer.position(tp) < ends[tp] for tp in tps):
+            for records in consumer.poll(timeout_ms=300).values():
+                got.extend(records)
+        return [r.value for r in sorted(got, key=lambda r: (r.partition, r.offset))]
     finally:
         consumer.close()
 
