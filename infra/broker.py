@@ -34,15 +34,25 @@ class EmbeddedBroker:
     """Start Tansu on a free loopback port; ``stop()`` (or leaving the ``with``) ends it."""
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int | None = None, log_file: Path | None = None
+        self, host: str = "127.0.0.1", port: int | None = None, log_file: Path | None = None,
+        advertised: str | None = None,
     ):
+        """``advertised`` (``host:port``, default: where it listens) is the address the broker
+        tells clients to use after their first metadata request, e.g. a proxy in front of it."""
         self.host = host
         self.port = port or free_port(host)
         self.log_file = log_file
+        self.advertised = advertised
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
+        """Where clients should connect: the advertised address if one was given."""
+        return self.advertised or self.listener
+
+    @property
+    def listener(self) -> str:
+        """Where the broker itself listens."""
         return f"{self.host}:{self.port}"
 
     @property
@@ -50,12 +60,12 @@ class EmbeddedBroker:
         return self._proc.pid if self._proc else None
 
     def start(self, timeout: float = 20.0) -> EmbeddedBroker:
-        url = f"tcp://{self.host}:{self.port}"
+        url = f"tcp://{self.listener}"
         cmd = [
             broker_binary(),
             "broker",
             "--listener-url", url,
-            "--advertised-listener-url", url,
+            "--advertised-listener-url", f"tcp://{self.bootstrap}",
             "--storage-engine", "memory://tansu/",
         ]
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
@@ -70,12 +80,12 @@ class EmbeddedBroker:
                 raise RuntimeError(f"embedded broker exited with code {self._proc.returncode}")
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.5):
-                    log.info("embedded broker ready on %s", self.bootstrap)
+                    log.info("embedded broker ready on %s", self.listener)
                     return self
             except OSError:
                 time.sleep(0.05)
         self.stop()
-        raise TimeoutError(f"embedded broker did not listen on {self.bootstrap} in {timeout}s")
+        raise TimeoutError(f"embedded broker did not listen on {self.listener} in {timeout}s")
 
     def stop(self, timeout: float = 10.0) -> None:
         proc, self._proc = self._proc, None

@@ -1,18 +1,51 @@
-"""Kafka clients configured from :class:`Settings`: admin, producer, consumer options."""
+"""Kafka clients configured from :class:`Settings`: admin, producer, consumer options.
+
+A broker that cannot be reached when a client is created is waited for (``broker_wait_s``,
+default :data:`BROKER_WAIT_S`), with a warning every few seconds, instead of failing after
+kafka-python's single 30 s bootstrap attempt: a service started while the broker is down (or
+restarting) starts working when it comes back. Once created, clients reconnect by themselves;
+their reconnect backoff is capped at :data:`RECONNECT_BACKOFF_MAX_MS` so that, after a long
+outage, they are back within seconds of the broker rather than up to 30 s later.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from typing import Any
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaConnectionError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from infra.config import Settings
 from infra.topics import Topics
 
 log = logging.getLogger(__name__)
+
+#: How long creating a producer or consumer waits for an unreachable broker before it fails.
+BROKER_WAIT_S = 300.0
+#: Longest pause between a client's reconnection attempts (kafka-python's default is 30 s).
+RECONNECT_BACKOFF_MAX_MS = 2_000
+_WARN_EVERY_S = 10.0
+
+_Client = TypeVar("_Client", KafkaProducer, KafkaConsumer, KafkaAdminClient)
+
+
+@dataclass
+class BrokerWaits:
+    """Process-wide count of clients that had to wait for the broker when created (metrics)."""
+
+    clients: int = 0
+    seconds: float = 0.0
+    gave_up: int = 0
+
+
+#: This process's waits for an unreachable broker (see :func:`make_producer`).
+broker_waits = BrokerWaits()
 
 
 class BrokerNotConfigured(RuntimeError):
@@ -50,23 +83,31 @@ def faust_broker_url(settings: Settings) -> str:
     return ";".join(f"kafka://{hp}" for hp in bootstrap(settings).split(","))
 
 
-def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
-    """A producer that waits for the broker to acknowledge, so "sent" means stored."""
+def make_producer(
+    settings: Settings, *, broker_wait_s: float | None = BROKER_WAIT_S, **overrides: Any
+) -> KafkaProducer:
+    """A producer that waits for the broker to acknowledge, so "sent" means stored.
+
+    Waits up to ``broker_wait_s`` (None: for ever) for an unreachable broker."""
     opts: dict[str, Any] = {
         **client_config(settings),
         "acks": "all",
         "retries": 5,
         "linger_ms": 5,
         "max_in_flight_requests_per_connection": 1,  # keep a person's events in order on retry
+        "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
     }
     opts.update(overrides)
-    return KafkaProducer(**opts)
+    return _create(KafkaProducer, (), opts, broker_wait_s)
 
 
 def make_consumer(
-    settings: Settings, group_id: str, *topics: str, **overrides: Any
+    settings: Settings, group_id: str, *topics: str, broker_wait_s: float | None = BROKER_WAIT_S,
+    **overrides: Any,
 ) -> KafkaConsumer:
-    """A consumer that commits only when told: offsets move after the work is durable."""
+    """A consumer that commits only when told: offsets move after the work is durable.
+
+    Waits up to ``broker_wait_s`` (None: for ever) for an unreachable broker."""
     session = settings.kafka_session_timeout_ms
     opts: dict[str, Any] = {
         **client_config(settings),
@@ -77,15 +118,81 @@ def make_consumer(
         "heartbeat_interval_ms": max(500, session // 4),
         # A join on Tansu completes after about half the session timeout, so tests use a short one.
         "max_poll_interval_ms": max(session, 60_000),
+        "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
     }
     opts.update(overrides)
-    return KafkaConsumer(*topics, **opts)
+    return _create(KafkaConsumer, topics, opts, broker_wait_s)
 
 
-def ensure_topics(settings: Settings, topics: Topics | None = None) -> list[str]:
-    """Create every topic the project uses; existing ones are left alone. Returns those created."""
+def _reachable(servers: list[str], timeout: float = 2.0) -> bool:
+    """Whether a TCP connection to any bootstrap server opens (cheap; starts no client)."""
+    for server in servers:
+        host, sep, port = server.rpartition(":")
+        if not sep or "]" in port:  # no port given: Kafka's default
+            host, port = server, "9092"
+        try:
+            with socket.create_connection((host.strip("[]") or "localhost", int(port)),
+                                          timeout=timeout):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+def _discard(client: Any) -> None:
+    """Close what a constructor that failed half-way had started (its network thread)."""
+    inner = client.__dict__.get("_client")
+    if inner is not None:
+        with contextlib.suppress(Exception):
+            inner.close()
+
+
+def _create(cls: type[_Client], topics: tuple[str, ...], opts: dict[str, Any],
+            wait_s: float | None) -> _Client:
+    """``cls(*topics, **opts)``, retried while the broker cannot be reached, up to ``wait_s``."""
+    started = time.monotonic()
+    warned: float | None = None
+    pause = 0.2
+    what = cls.__name__
+    servers = opts["bootstrap_servers"]
+    while True:
+        last: Exception | None = None
+        if _reachable(servers):
+            client = cls.__new__(cls)
+            try:
+                client.__init__(*topics, **opts)  # type: ignore[misc]
+                if warned is not None:
+                    waited = time.monotonic() - started
+                    broker_waits.clients += 1
+                    broker_waits.seconds += waited
+                    log.warning("%s connected to Kafka at %s after %.1f s", what,
+                                ",".join(servers), waited)
+                return client
+            except (KafkaTimeoutError, KafkaConnectionError) as exc:
+                _discard(client)
+                last = exc
+        waited = time.monotonic() - started
+        if wait_s is not None and waited >= wait_s:
+            broker_waits.gave_up += 1
+            raise last or KafkaTimeoutError(
+                f"Kafka at {','.join(servers)} unreachable for {waited:.0f} s")
+        if warned is None or time.monotonic() - warned >= _WARN_EVERY_S:
+            warned = time.monotonic()
+            log.warning("%s: Kafka at %s unreachable (%.0f s so far%s); still trying", what,
+                        ",".join(servers), waited,
+                        "" if wait_s is None else f", giving up after {wait_s:.0f} s")
+        time.sleep(pause)
+        pause = min(pause * 2, 2.0)
+
+
+def ensure_topics(settings: Settings, topics: Topics | None = None, *,
+                  broker_wait_s: float | None = BROKER_WAIT_S) -> list[str]:
+    """Create every topic the project uses; existing ones are left alone. Returns those created.
+
+    Waits up to ``broker_wait_s`` (None: for ever) for an unreachable broker."""
     topics = topics or Topics.from_settings(settings)
-    admin = KafkaAdminClient(**client_config(settings), client_id="ttg-admin")
+    admin = _create(KafkaAdminClient, (), {**client_config(settings), "client_id": "ttg-admin"},
+                    broker_wait_s)
     try:
         existing = set(admin.list_topics())
         wanted = [t for t in topics.all() if t not in existing]

@@ -43,7 +43,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from consumers.notifications import templates
-from consumers.notifications.dispatch import Clock, Dispatcher
+from consumers.notifications.dispatch import Clock, Dispatcher, DispatchReport
 from consumers.notifications.phones import try_normalise
 from consumers.notifications.sender import SmsBackend, make_backend
 from consumers.notifications.store import IssueSink
@@ -110,7 +110,9 @@ def _ctx_dispatcher(ctx: Any) -> Dispatcher:
 
 def dispatch_ctx_job(ctx: Any) -> int:
     """``notify.dispatch`` for the scheduler service: returns the number of texts sent."""
-    return _ctx_dispatcher(ctx).run_once().sent
+    report = _ctx_dispatcher(ctx).run_once()
+    log_report(report)
+    return report.sent
 
 
 def staff_ctx_job(ctx: Any) -> int:
@@ -133,10 +135,18 @@ def _runtime(name: str) -> Runtime | None:
 def dispatch_job(runtime: str = "notifications") -> None:
     rt = _runtime(runtime)
     if rt is not None:
-        report = rt.dispatcher.run_once()
-        if report.outcomes:
-            log.info("dispatch: %d sent, %d retried, %d failed, %d skipped, %d deferred",
-                     report.sent, report.retried, report.failed, report.skipped, report.deferred)
+        log_report(rt.dispatcher.run_once())
+
+
+def log_report(report: DispatchReport) -> None:
+    """One line per dispatch run that did anything; a warning when anything failed."""
+    if not (report.outcomes or report.errors):
+        return
+    errors = ", ".join(f"{k} {v}" for k, v in sorted(report.errors.items()))
+    (log.warning if report.errors else log.info)(
+        "dispatch: %d sent, %d retried, %d failed, %d skipped, %d deferred%s",
+        report.sent, report.retried, report.failed, report.skipped, report.deferred,
+        f"; errors: {errors}" if errors else "")
 
 
 def staff_job(runtime: str = "notifications") -> None:

@@ -28,7 +28,6 @@ from typing import Any
 from apscheduler.executors.base import run_job
 from apscheduler.executors.pool import BasePoolExecutor
 from apscheduler.job import Job
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
@@ -42,6 +41,7 @@ from consumers.publish import Publisher
 from infra.config import Settings
 from infra.database import engine_for
 from scheduler.digest import build_digests
+from scheduler.jobstore import ResilientJobStore
 from scheduler.lease import Lease
 from schemas.envelope import utcnow
 from schemas.outputs import TaskEvent
@@ -131,7 +131,7 @@ class TaskScheduler:
         self.lease = Lease(self.engine, timedelta(seconds=settings.scheduler_lease_seconds),
                            holder=holder)
         self.aps = BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=self.engine)},
+            jobstores={"default": ResilientJobStore(engine=self.engine)},
             executors={"default": LeaderExecutor(self.ctx, self.lease)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
             timezone=settings.timezone,

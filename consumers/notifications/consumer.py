@@ -6,17 +6,35 @@ in one database transaction that also stores its ``event_id`` in ``notify_proces
 a redelivered event changes nothing; offsets are committed only after that commit. An event that
 cannot be decoded (or applied, after retries) goes to the dead-letter topic through
 ``infra.producer.EventProducer.send_dead_letter`` and the consumer keeps going.
+
+Outages are not bad events. When the database cannot be reached (connection refused or lost,
+SQLite locked: :func:`database_unavailable`), or the broker does not take a dead letter, the
+record is neither dead-lettered nor committed: the consumer rewinds to it, commits only what it
+finished, waits (backing off up to :data:`MAX_OUTAGE_BACKOFF_S`) and reads it again, for as long
+as the outage lasts. A commit the broker does not answer is logged and counted; the records come
+again only after a rebalance, and their processed-event rows make that a no-op. What happened is
+counted in :class:`ConsumerStats` (``consumer.stats``) and logged as warnings.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from kafka import KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session
 
 from consumers.notifications import store
@@ -51,6 +69,50 @@ log = logging.getLogger(__name__)
 RELEVANT = (ContactNoteEvent, AppointmentNoteEvent, ReleaseDateChangedEvent, ReleaseEvent,
             RecallEvent, ReceptionEvent, EscapeEvent, DeathEvent)
 APPLY_ATTEMPTS = 3
+#: Longest wait between two tries of a record held back by an outage.
+MAX_OUTAGE_BACKOFF_S = 5.0
+COMMIT_TIMEOUT_MS = 10_000
+#: No broker connection for this long counts as a broker outage (not a reconnect in passing).
+BROKER_DOWN_AFTER_S = 1.0
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` says the database cannot be reached or is busy (it will pass), not
+    that this piece of work is wrong: refused or dropped connections, pool timeouts, and
+    SQLite's "database is locked" (all OperationalError / InterfaceError in SQLAlchemy)."""
+    if isinstance(exc, OperationalError | InterfaceError | DisconnectionError | PoolTimeout):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+@dataclass
+class ConsumerStats:
+    """What the notifications consumer did, for logs and metrics."""
+
+    applied: int = 0
+    dead_lettered: int = 0
+    #: Records held back because the database was unavailable (each retry counts once).
+    database_waits: int = 0
+    #: Records held back because the broker did not take their dead letter.
+    dead_letter_waits: int = 0
+    #: Offset commits the broker did not confirm.
+    commit_failures: int = 0
+    #: Outages seen (a run of failures ended by a success) and their total length.
+    outages: int = 0
+    outage_seconds: float = 0.0
+    #: Times the consumer had no connection to the broker at all, and for how long in total
+    #: (from kafka-python's ``connection-count``; the client reconnects by itself).
+    broker_outages: int = 0
+    broker_outage_seconds: float = 0.0
+
+
+class _HoldBack(Exception):
+    """The record cannot be settled now (an outage); read it again later."""
+
+    def __init__(self, what: str, cause: BaseException) -> None:
+        first_line = (str(cause).splitlines() or [""])[0]
+        super().__init__(f"{type(cause).__name__}: {first_line}"[:300])
+        self.what = what
 
 
 def apply_event(session: Session, event: Envelope, now: datetime, policy: Policy,
@@ -118,6 +180,10 @@ def apply_event(session: Session, event: Envelope, now: datetime, policy: Policy
         row.custody, row.sms_consent = CustodyState.RETURNED.value, False
     session.flush()
     store.replan(session, pn, now, policy, reason)
+    if isinstance(event, ReleaseEvent):
+        # Texts held back while the person was inside go now, not after the custody recheck
+        # (the release can be read after the notes that planned them, e.g. after an outage).
+        store.lift_deferrals(session, pn, now)
     return True
 
 
@@ -138,8 +204,20 @@ class NotificationConsumer:
         self._producer = producer
         self._make_producer = lambda: make_producer(settings)
         self.issue_sink = default_issue_sink(engine)
-        self.applied = 0
-        self.dead_lettered = 0
+        self.stats = ConsumerStats()
+        self._outage_since: float | None = None
+        self._backoff = 0.0
+        self._broker_down_since: float | None = None
+        self._broker_down = False
+        self._connection_count: object = None  # kafka-python's gauge, found on first use
+
+    @property
+    def applied(self) -> int:
+        return self.stats.applied
+
+    @property
+    def dead_lettered(self) -> int:
+        return self.stats.dead_lettered
 
     @property
     def producer(self) -> KafkaProducer:
@@ -148,16 +226,104 @@ class NotificationConsumer:
         return self._producer
 
     def poll_once(self, timeout_ms: int = 500) -> int:
-        batches = self.consumer.poll(timeout_ms=timeout_ms, max_records=500)
-        seen = 0
-        for records in batches.values():
+        """One batch: every record is settled (applied, already applied, dead-lettered) and
+        committed, or, in an outage, the rest is rewound to be read again after a pause.
+        Returns how many records were settled."""
+        batches = list(self.consumer.poll(timeout_ms=timeout_ms, max_records=500).items())
+        self._watch_broker()
+        settled = 0
+        held: _HoldBack | None = None
+        for n, (tp, records) in enumerate(batches):
             for record in records:
-                seen += 1
-                self._handle(record)
-        if seen:
-            # Every record above is durable (applied, already applied, or dead-lettered).
-            self.consumer.commit()
-        return seen
+                try:
+                    self._handle(record)
+                except _HoldBack as exc:
+                    # Keep each partition's order: this record and everything after it (and
+                    # every partition not started) are read again.
+                    self._rewind(tp, record.offset)
+                    for later_tp, later in batches[n + 1:]:
+                        self._rewind(later_tp, later[0].offset)
+                    held = exc
+                    break
+                settled += 1
+            if held is not None:
+                break
+        if settled:
+            self._commit()
+        if held is not None:
+            self._wait_out(held)
+        elif settled and self._outage_since is not None:
+            took = time.monotonic() - self._outage_since
+            self.stats.outages += 1
+            self.stats.outage_seconds += took
+            self._outage_since, self._backoff = None, 0.0
+            log.warning("notifications consumer: working again after %.1f s", took)
+        return settled
+
+    def _rewind(self, tp: object, offset: int) -> None:
+        try:
+            self.consumer.seek(tp, offset)
+        except (KafkaError, AssertionError) as exc:
+            # No longer ours (a rebalance): its new owner starts from the committed offset.
+            log.warning("notifications consumer: could not rewind %s (%s)", tp,
+                        type(exc).__name__)
+
+    def _connections(self) -> int | None:
+        """Open broker connections of the Kafka client, or None if it does not say."""
+        try:
+            if self._connection_count is None:
+                raw = self.consumer.metrics(raw=True) or {}
+                self._connection_count = next(
+                    (m for name, m in raw.items() if name.name == "connection-count"
+                     and name.group == "consumer-metrics"), False)
+            if not self._connection_count:
+                return None
+            return int(self._connection_count.value())  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - a metric must never stop the consumer
+            return None
+
+    def _watch_broker(self) -> None:
+        """Count and log the spans with no connection to the broker (it reconnects itself)."""
+        connections, now = self._connections(), time.monotonic()
+        if connections == 0:
+            if self._broker_down_since is None:
+                self._broker_down_since = now
+            elif not self._broker_down and now - self._broker_down_since >= BROKER_DOWN_AFTER_S:
+                self._broker_down = True
+                self.stats.broker_outages += 1
+                log.warning("notifications consumer: no connection to the Kafka broker for "
+                            "%.1f s; the client keeps reconnecting", now - self._broker_down_since)
+        elif connections:
+            if self._broker_down and self._broker_down_since is not None:
+                took = now - self._broker_down_since
+                self.stats.broker_outage_seconds += took
+                log.warning("notifications consumer: connected to the Kafka broker again after "
+                            "%.1f s", took)
+            self._broker_down, self._broker_down_since = False, None
+
+    def _commit(self) -> None:
+        try:
+            # Positions: past every settled record, at the first one held back.
+            self.consumer.commit(timeout_ms=COMMIT_TIMEOUT_MS)
+        except KafkaError as exc:
+            self.stats.commit_failures += 1
+            log.warning("notifications consumer: offset commit failed (%s); the records may "
+                        "be read again, which changes nothing", type(exc).__name__)
+
+    def _wait_out(self, held: _HoldBack) -> None:
+        if held.what == "database":
+            self.stats.database_waits += 1
+        else:
+            self.stats.dead_letter_waits += 1
+        first = self._outage_since is None
+        if first:
+            self._outage_since = time.monotonic()
+        self._backoff = min(MAX_OUTAGE_BACKOFF_S, max(0.25, self._backoff * 2))
+        since = time.monotonic() - (self._outage_since or time.monotonic())
+        (log.warning if first or self._backoff >= MAX_OUTAGE_BACKOFF_S else log.info)(
+            "notifications consumer: %s unavailable for %.1f s (%s); holding the record, "
+            "retry in %.2f s", held.what, since, held, self._backoff)
+        time.sleep(self._backoff)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -180,14 +346,17 @@ class NotificationConsumer:
         for _ in range(APPLY_ATTEMPTS):
             try:
                 with Session(self.engine, expire_on_commit=False) as session:
-                    if apply_event(session, event, self.clock(), self.policy,
-                                   self.issue_sink):
-                        self.applied += 1
+                    applied = apply_event(session, event, self.clock(), self.policy,
+                                          self.issue_sink)
                     session.commit()
+                if applied:
+                    self.stats.applied += 1
                 return
             except IntegrityError as exc:  # a concurrent consumer applied it first: re-check
                 last = exc
             except Exception as exc:  # noqa: BLE001 - a bad event must not stop the consumer
+                if database_unavailable(exc):
+                    raise _HoldBack("database", exc) from exc
                 last = exc
         self._dead_letter(record, f"could not apply: {type(last).__name__}: {last}"[:4000],
                           "apply")
@@ -196,9 +365,12 @@ class NotificationConsumer:
         """Park the record on the dead-letter topic (waits for the broker) and count it."""
         from infra.producer import EventProducer
 
-        EventProducer(self.settings, producer=self.producer).send_dead_letter(
-            reason, record.value, record.topic,  # type: ignore[attr-defined]
-            record.partition, record.offset, record.key,  # type: ignore[attr-defined]
-            stage=stage, source="notifications",
-        )
-        self.dead_lettered += 1
+        try:
+            EventProducer(self.settings, producer=self.producer).send_dead_letter(
+                reason, record.value, record.topic,  # type: ignore[attr-defined]
+                record.partition, record.offset, record.key,  # type: ignore[attr-defined]
+                stage=stage, source="notifications",
+            )
+        except KafkaError as exc:  # the broker did not take it: do not commit past the record
+            raise _HoldBack("broker (dead letter)", exc) from exc
+        self.stats.dead_lettered += 1

@@ -19,12 +19,20 @@ never made, so it goes back to ``scheduled``; with ``request_started_at`` but no
 provider for a message to that number with that body since then (``find_sent``): found -> sent
 with that SID; not found -> **failed, "outcome unknown", never re-sent**, and an issue asks the
 owner to check with the person. A duplicate text is worse than a missing one we report. The same
-check runs before retrying after a timeout (the request may have arrived).
+check runs before retrying after any failure that may have reached Twilio (a timeout, a broken
+connection, a 5xx); only a 429 or another 4xx answer is retried without looking.
+
+Failures of the provider or of the database are counted by kind in each :class:`DispatchReport`
+(``errors``) and in ``Dispatcher.totals`` across runs, and logged. A lookup that fails (Twilio
+still erroring) puts the text back for a later retry; it is never sent blind. A database that
+cannot be reached ends the run early (logged, counted as ``database``); claimed rows left behind
+are settled by :meth:`Dispatcher.reconcile`, so nothing is lost or sent twice.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -92,6 +100,19 @@ class DispatchReport:
     deferred: int = 0
     requeued: int = 0
     outcomes: list[tuple[str, str]] = field(default_factory=list)  # (key, outcome)
+    #: Failures by kind: ``timeout``, ``unreachable``, ``throttled`` (429), ``server_error``
+    #: (5xx), ``rejected`` (4xx), ``lookup:<kind>`` (checking for an earlier send failed),
+    #: ``database`` (a run cut short because the database could not be reached).
+    errors: Counter[str] = field(default_factory=Counter)
+    #: Texts found already sent at Twilio when about to retry (so not sent again).
+    found_sent: int = 0
+
+    def add(self, other: DispatchReport) -> None:
+        """Add ``other``'s counts to this report (outcomes are not kept)."""
+        for name in ("sent", "retried", "failed", "skipped", "cancelled", "deferred",
+                     "requeued", "found_sent"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.errors.update(other.errors)
 
 
 class Dispatcher:
@@ -105,16 +126,54 @@ class Dispatcher:
         self.policy = Policy.from_settings(settings)
         # A send cannot be in flight longer than this, so an older 'sending' row is orphaned.
         self.stale_after = timedelta(seconds=settings.twilio_timeout_seconds * 3 + 60)
+        #: Counts over every run of this dispatcher (a service's metrics).
+        self.totals = DispatchReport()
+        #: Rows this process claimed (id -> its claimed_at) whose dispatch a database error cut
+        #: short; and the last claim it made.
+        self._interrupted: dict[str, datetime] = {}
+        self._last_claim: tuple[str, datetime] | None = None
 
     # ------------------------------------------------------------------ public
 
     def run_once(self, limit: int = 200) -> DispatchReport:
-        """Reconcile orphaned sends, then send every due text (oldest first, welcomes first)."""
+        """Reconcile orphaned sends, then send every due text (oldest first, welcomes first).
+
+        A database outage ends the run early (counted, logged); the next run carries on."""
+        from consumers.notifications.consumer import database_unavailable
+
         report = DispatchReport()
-        self.reconcile(report)
-        for reminder_id in self.due_ids(limit):
-            self.dispatch(reminder_id, report)
+        current: str | None = None
+        try:
+            self.reconcile(report)
+            self._settle_interrupted(report)
+            for current in self.due_ids(limit):
+                self.dispatch(current, report)
+            current = None
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            if current is not None and self._last_claim and self._last_claim[0] == current:
+                # Ours, and this process knows no send of it is under way: settle it as soon as
+                # the database is back, not after ``stale_after`` like a crashed process's row.
+                self._interrupted[current] = self._last_claim[1]
+            report.errors["database"] += 1
+            log.warning("dispatch: database unavailable (%s); the rest waits for the next run",
+                        type(exc).__name__)
+        finally:
+            self.totals.add(report)
         return report
+
+    def _settle_interrupted(self, report: DispatchReport) -> None:
+        """Reconcile rows whose dispatch a database error cut short in this process."""
+        for reminder_id, claimed_at in sorted(self._interrupted.items()):
+            try:
+                outcome = self._reconcile_one(reminder_id, interrupted=claimed_at)
+            except SendError as exc:  # Twilio cannot say now: try again next run
+                report.errors[f"lookup:{exc.kind}"] += 1
+                continue
+            self._interrupted.pop(reminder_id, None)
+            if outcome != "gone":
+                self._count(report, reminder_id, outcome)
 
     def due_ids(self, limit: int = 200) -> list[str]:
         now = self.clock()
@@ -144,16 +203,18 @@ class Dispatcher:
             assert row is not None
             store.history(session, row, now, "dispatch", "claimed")
             session.commit()
+        self._last_claim = (reminder_id, now)
         return True
 
     def dispatch(self, reminder_id: str, report: DispatchReport | None = None) -> str:
         """Claim, check and send one text. Returns the outcome (also added to ``report``)."""
-        report = report or DispatchReport()
+        report = report if report is not None else DispatchReport()
+        self._last_claim = None
         if not self.claim(reminder_id):
             return "not-claimed"
-        outcome, request = self._prepare(reminder_id)
+        outcome, request = self._prepare(reminder_id, report)
         if request is not None:
-            outcome = self._send(reminder_id, request)
+            outcome = self._send(reminder_id, request, report)
         self._count(report, reminder_id, outcome)
         return outcome
 
@@ -168,12 +229,21 @@ class Dispatcher:
                 Reminder.state == ReminderState.SENDING.value, Reminder.claimed_at <= cutoff
             )).all()
         for reminder_id in ids:
-            self._count(report, reminder_id, self._reconcile_one(reminder_id))
+            try:
+                outcome = self._reconcile_one(reminder_id)
+            except SendError as exc:
+                # Twilio cannot tell us now; the row stays in 'sending' for the next run.
+                report.errors[f"lookup:{exc.kind}"] += 1
+                log.warning("text %s left in sending: could not check with the provider (%s); "
+                            "will check again", reminder_id, exc)
+                continue
+            self._count(report, reminder_id, outcome)
         return report
 
     # ------------------------------------------------------------------ steps
 
-    def _prepare(self, reminder_id: str) -> tuple[str, SendRequest | None]:
+    def _prepare(self, reminder_id: str, report: DispatchReport
+                 ) -> tuple[str, SendRequest | None]:
         now = self.clock()
         with Session(self.engine, expire_on_commit=False) as session:
             row = session.get(Reminder, reminder_id)
@@ -184,12 +254,23 @@ class Dispatcher:
                 return verdict, None
             request = SendRequest(row.id, row.to_e164 or "", row.body, row.prison_number)
             if row.request_started_at is not None:
-                # An earlier attempt timed out: it may have arrived, so look before sending again.
-                found = self._find(request, as_utc(row.request_started_at))
-                if found is not None:
-                    self._mark_sent(session, row, found, now, "found after an unclear attempt")
-                    session.commit()
-                    return "sent", None
+                # An earlier attempt may have arrived: look before sending again.
+                try:
+                    found = self._find(request, as_utc(row.request_started_at))
+                except SendError as exc:
+                    session.rollback()
+                    lookup_failed = exc
+                else:
+                    lookup_failed = None
+                    if found is not None:
+                        self._mark_sent(session, row, found, now,
+                                        "found after an unclear attempt")
+                        session.commit()
+                        report.found_sent += 1
+                        return "sent", None
+                if lookup_failed is not None:
+                    session.close()
+                    return self._failed(reminder_id, lookup_failed, report, lookup=True), None
             row.request_started_at, row.updated_at = now, now
             session.commit()
         return "send", request
@@ -232,11 +313,11 @@ class Dispatcher:
                                 f"not on the allow list ({self.settings.environment})")
         return None
 
-    def _send(self, reminder_id: str, request: SendRequest) -> str:
+    def _send(self, reminder_id: str, request: SendRequest, report: DispatchReport) -> str:
         try:
             result = self.backend.send(request)
         except SendError as exc:
-            return self._failed(reminder_id, exc)
+            return self._failed(reminder_id, exc, report)
         now = self.clock()
         with Session(self.engine, expire_on_commit=False) as session:
             row = session.get(Reminder, reminder_id)
@@ -246,7 +327,10 @@ class Dispatcher:
         log.info("sent %s text %s to person %s", row.kind, row.id, row.prison_number or "(staff)")
         return "sent"
 
-    def _failed(self, reminder_id: str, exc: SendError) -> str:
+    def _failed(self, reminder_id: str, exc: SendError, report: DispatchReport,
+                lookup: bool = False) -> str:
+        """Record a failed send (or, with ``lookup``, a failed check for an earlier send)."""
+        report.errors[f"lookup:{exc.kind}" if lookup else exc.kind] += 1
         now = self.clock()
         with Session(self.engine, expire_on_commit=False) as session:
             row = session.get(Reminder, reminder_id)
@@ -254,16 +338,18 @@ class Dispatcher:
             row.attempts += 1
             row.error_code, row.detail, row.updated_at = exc.code, str(exc)[:500], now
             if exc.transient and row.attempts < self.settings.sms_max_attempts:
-                if exc.http_status is not None:
-                    row.request_started_at = None  # an HTTP error answer: Twilio did not take it
+                if not lookup and not exc.may_have_arrived:
+                    row.request_started_at = None  # a 429/4xx answer: Twilio did not take it
                 delay = timedelta(seconds=self.settings.sms_retry_base_seconds
                                   * 2 ** (row.attempts - 1))
                 row.state = ReminderState.SCHEDULED.value
                 row.next_attempt_at = now + min(delay, MAX_BACKOFF)
                 store.history(session, row, now, "dispatch", f"retry: {exc}")
                 session.commit()
-                log.warning("text %s to person %s: %s; retry %d in %ss", row.id,
-                            row.prison_number, exc, row.attempts, min(delay, MAX_BACKOFF).seconds)
+                log.warning("text %s to person %s: %s%s (%s); retry %d in %.1fs", row.id,
+                            row.prison_number, "checking for an earlier send: " if lookup else "",
+                            exc, exc.kind, row.attempts,
+                            min(delay, MAX_BACKOFF).total_seconds())
                 return "retry"
             if row.audience == "person" and row.prison_number:
                 person = session.get(NotifyPerson, row.prison_number)
@@ -285,11 +371,18 @@ class Dispatcher:
                         exc)
             return "failed"
 
-    def _reconcile_one(self, reminder_id: str) -> str:
+    def _reconcile_one(self, reminder_id: str, interrupted: datetime | None = None) -> str:
+        """Settle a row left in 'sending'. ``interrupted`` (the ``claimed_at`` of our claim):
+        this process's own dispatch of it was cut short by a database error, so no request of
+        it is in flight or unanswered; if Twilio has no such message it goes back to
+        'scheduled' (and is looked for once more before it is sent) instead of "outcome
+        unknown". A row claimed again since (by a process that took it over) is left alone."""
         now = self.clock()
         with Session(self.engine, expire_on_commit=False) as session:
             row = session.get(Reminder, reminder_id)
             if row is None or row.state != ReminderState.SENDING.value:
+                return "gone"
+            if interrupted is not None and as_utc(row.claimed_at) != as_utc(interrupted):
                 return "gone"
             request = SendRequest(row.id, row.to_e164 or "", row.body, row.prison_number)
             found: SendResult | None = None
@@ -304,13 +397,20 @@ class Dispatcher:
                 row.state, row.updated_at = ReminderState.SCHEDULED.value, now
                 store.history(session, row, now, "reconcile", "requeued: no request was made")
                 outcome = "requeued"
+            elif interrupted is not None and not row.twilio_sid:
+                row.state, row.updated_at = ReminderState.SCHEDULED.value, now
+                store.history(session, row, now, "reconcile",
+                              "requeued: not at Twilio after a database outage")
+                outcome = "requeued"
             else:
                 self._issue(session, row, now, "a text may or may not have arrived (system "
                             "restart); please check with the person")
                 outcome = self._finish(session, row, ReminderState.FAILED, now,
                                        "outcome unknown after restart; not re-sent")
             session.commit()
-        log.warning("reconciled text %s after restart: %s", reminder_id, outcome)
+        log.warning("reconciled text %s %s: %s", reminder_id,
+                    "after a database outage" if interrupted is not None else "after restart",
+                    outcome)
         return outcome
 
     # ------------------------------------------------------------------ helpers

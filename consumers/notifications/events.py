@@ -58,8 +58,9 @@ def to_event(row: ReminderHistory, reminder: Reminder) -> ReminderEvent | None:
 
 
 def publish_pending(engine: Engine, producer: KafkaProducer, topic: str, now: datetime,
-                    limit: int = 500) -> int:
-    """Publish pending reminder changes (oldest first); returns how many events were sent."""
+                    limit: int = 500, timeout: float = 30.0) -> int:
+    """Publish pending reminder changes (oldest first); returns how many events were sent.
+    Waits up to ``timeout`` seconds per event for the broker; raises if it does not answer."""
     with Session(engine) as session:
         rows = session.exec(
             select(ReminderHistory, Reminder)
@@ -72,7 +73,7 @@ def publish_pending(engine: Engine, producer: KafkaProducer, topic: str, now: da
     events = [e for e in (to_event(h, r) for h, r in rows) if e is not None]
     futures = [producer.send(topic, key=e.prison_number.encode(), value=encode(e)) for e in events]
     for f in futures:
-        f.get(timeout=30)  # the broker has them before we mark them published
+        f.get(timeout=timeout)  # the broker has them before we mark them published
     ids = [h.id for h, _ in rows]
     with Session(engine) as session:
         session.exec(update(ReminderHistory).where(  # type: ignore[call-overload]

@@ -71,6 +71,8 @@ class PersonFacts:
     release_date: date | None = None
     released_at: datetime | None = None
     appointments: tuple[AppointmentFacts, ...] = field(default_factory=tuple)
+    #: Local date on which a day-of-release text last went (or may have gone) to the person.
+    release_text_sent_on: date | None = None
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,12 @@ def plan(facts: PersonFacts, now: datetime, policy: Policy) -> dict[str, Planned
 
     release_text_for: str | None = None
     release_text_at: datetime | None = None
-    if facts.release_date is not None and (
+    # One day-of-release text per release: it names the first appointment still to come, and
+    # once it has gone, that appointment being attended (or moved) must not make the next one
+    # "first" and text the person again.
+    release_texted = (facts.release_date is not None and facts.release_text_sent_on is not None
+                      and facts.release_text_sent_on >= facts.release_date)
+    if facts.release_date is not None and not release_texted and (
         facts.custody is CustodyState.PRE_RELEASE
         or (facts.released_at is not None
             and policy.local_date(facts.released_at) == facts.release_date)

@@ -55,13 +55,45 @@ class SendResult:
     status: str
 
 
+#: Kinds of send failure (``SendError.kind``), counted in dispatch reports and logs.
+TIMEOUT = "timeout"            # no answer in time: the request may or may not have arrived
+UNREACHABLE = "unreachable"    # could not connect (or the connection broke) before an answer
+THROTTLED = "throttled"        # HTTP 429
+SERVER_ERROR = "server_error"  # HTTP 5xx
+REJECTED = "rejected"          # any other HTTP error (4xx): permanent
+CONFIG = "config"              # our configuration is incomplete
+
+
 class SendError(Exception):
-    """A send that failed; ``transient`` ones are retried with backoff."""
+    """A send that failed; ``transient`` ones are retried with backoff. ``kind`` is one of the
+    module's failure kinds; ``kind`` is derived from ``http_status`` when not given."""
 
     def __init__(self, message: str, *, transient: bool, code: int | None = None,
-                 http_status: int | None = None) -> None:
+                 http_status: int | None = None, kind: str | None = None) -> None:
         super().__init__(message)
         self.transient, self.code, self.http_status = transient, code, http_status
+        self.kind = kind or (http_kind(http_status) if http_status is not None else UNREACHABLE)
+
+    @property
+    def may_have_arrived(self) -> bool:
+        """Whether Twilio may have taken the message despite the error: a timeout, a broken
+        connection, or a 5xx (the server may fail after storing it). Only a 429 or another 4xx
+        answer says for certain that nothing was sent."""
+        return self.kind in (TIMEOUT, UNREACHABLE, SERVER_ERROR)
+
+
+def http_kind(status: int) -> str:
+    return THROTTLED if status == 429 else SERVER_ERROR if status >= 500 else REJECTED
+
+
+def _network_error(exc: OSError, what: str) -> SendError:
+    """A requests/urllib3 failure (all OSErrors) as a transient SendError of the right kind."""
+    import requests
+
+    timeout = isinstance(exc, requests.Timeout | TimeoutError)
+    return SendError(f"twilio {'timed out' if timeout else 'unreachable'}{what}: "
+                     f"{type(exc).__name__}", transient=True,
+                     kind=TIMEOUT if timeout else UNREACHABLE)
 
 
 class SmsBackend(Protocol):
@@ -105,7 +137,8 @@ class TwilioBackend:
             return {"messaging_service_sid": self.settings.twilio_messaging_service_sid}
         if self.settings.twilio_from_number:
             return {"from_": self.settings.twilio_from_number}
-        raise SendError("no twilio_from_number or twilio_messaging_service_sid", transient=False)
+        raise SendError("no twilio_from_number or twilio_messaging_service_sid", transient=False,
+                        kind=CONFIG)
 
     def send(self, request: SendRequest) -> SendResult:
         from twilio.base.exceptions import TwilioRestException
@@ -121,8 +154,11 @@ class TwilioBackend:
             raise SendError(f"twilio {exc.status} code {exc.code}", transient=transient,
                             code=exc.code, http_status=exc.status) from None
         except OSError as exc:  # requests' timeouts and connection errors are OSErrors
-            raise SendError(f"twilio unreachable: {type(exc).__name__}", transient=True) from None
+            raise _network_error(exc, "") from None
         return SendResult(sid=str(msg.sid), status=str(msg.status))
+
+    # Lookups raise transient SendErrors that carry no ``http_status``: a failed lookup says
+    # nothing about whether an earlier send arrived.
 
     def lookup(self, sid: str) -> SendResult | None:
         from twilio.base.exceptions import TwilioRestException
@@ -132,16 +168,28 @@ class TwilioBackend:
         except TwilioRestException as exc:
             if exc.status == 404:
                 return None
-            raise SendError(f"twilio {exc.status} on lookup", transient=True) from None
+            raise SendError(f"twilio {exc.status} on lookup", transient=True,
+                            kind=http_kind(exc.status)) from None
+        except OSError as exc:
+            raise _network_error(exc, " on lookup") from None
         return SendResult(sid=str(msg.sid), status=str(msg.status))
 
     def find_sent(self, request: SendRequest, since: datetime) -> SendResult | None:
-        from twilio.base.exceptions import TwilioRestException
+        from twilio.base.exceptions import TwilioException, TwilioRestException
 
         try:
             recent = self.client.messages.list(to=request.to, limit=50)
         except TwilioRestException as exc:
-            raise SendError(f"twilio {exc.status} on list", transient=True) from None
+            raise SendError(f"twilio {exc.status} on list", transient=True,
+                            kind=http_kind(exc.status)) from None
+        except TwilioException as exc:
+            # A list page answered with an error is a plain TwilioException("Unable to fetch
+            # page", response) in the twilio library, not a TwilioRestException.
+            status = getattr(exc.args[1] if len(exc.args) > 1 else None, "status_code", 500)
+            raise SendError(f"twilio {status} on list", transient=True,
+                            kind=http_kind(int(status))) from None
+        except OSError as exc:
+            raise _network_error(exc, " on list") from None
         floor = since - timedelta(minutes=5)  # clocks differ
         for msg in recent:
             created = msg.date_created

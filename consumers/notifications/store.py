@@ -10,7 +10,8 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
@@ -50,7 +51,8 @@ def person(session: Session, prison_number: str, now: datetime) -> NotifyPerson:
     return row
 
 
-def facts_for(session: Session, prison_number: str) -> PersonFacts | None:
+def facts_for(session: Session, prison_number: str,
+              tz: str = "Europe/London") -> PersonFacts | None:
     row = session.get(NotifyPerson, prison_number)
     if row is None:
         return None
@@ -58,6 +60,7 @@ def facts_for(session: Session, prison_number: str) -> PersonFacts | None:
         select(NotifyAppointment).where(NotifyAppointment.prison_number == prison_number)
     ).all()
     return PersonFacts(
+        release_text_sent_on=release_text_sent_on(session, prison_number, tz),
         prison_number=prison_number,
         mobile_e164=None if row.mobile_invalid else row.mobile_e164,
         sms_consent=row.sms_consent,
@@ -71,6 +74,22 @@ def facts_for(session: Session, prison_number: str) -> PersonFacts | None:
             for a in appts
         ),
     )
+
+
+def release_text_sent_on(session: Session, prison_number: str, tz: str) -> date | None:
+    """Local date of the latest day-of-release text that went, or may have gone (being sent,
+    or failed with its outcome unknown), to the person; None if none did."""
+    from consumers.notifications.planner import DAY_OF_RELEASE
+
+    rows = session.exec(
+        select(Reminder).where(Reminder.prison_number == prison_number,
+                               Reminder.audience == "person", Reminder.kind == DAY_OF_RELEASE)
+    ).all()
+    went = [as_utc(r.sent_at or r.request_started_at or r.claimed_at) for r in rows
+            if r.state in (ReminderState.SENT.value, ReminderState.SENDING.value)
+            or (r.state == ReminderState.FAILED.value and r.request_started_at is not None)]
+    moments = [m for m in went if m is not None]
+    return max(moments).astimezone(ZoneInfo(tz)).date() if moments else None
 
 
 def history(session: Session, reminder: Reminder, now: datetime, source: str,
@@ -151,13 +170,29 @@ def _set_time(row: Reminder, want: PlannedReminder, now: datetime) -> None:
 
 def replan(session: Session, prison_number: str, now: datetime, policy: Policy,
            reason: str = "plan") -> PlanResult:
-    facts = facts_for(session, prison_number)
+    facts = facts_for(session, prison_number, policy.tz)
     if facts is None:
         return PlanResult()
     result = apply_plan(session, prison_number, plan(facts, now, policy), now, reason)
     log.info("planned reminders for person %s: %d new, %d moved, %d cancelled (%s)",
              prison_number, result.created, result.moved, result.cancelled, reason)
     return result
+
+
+def lift_deferrals(session: Session, prison_number: str, now: datetime) -> int:
+    """Make this person's deferred texts due again at once (after a release is recorded, the
+    "still in custody" wait is over). Only deferrals: a text waiting to retry after a failed
+    send (``attempts`` > 0) keeps its backoff. Dispatch checks every rule again anyway (quiet
+    hours, welcome first, ...), so lifting a deferral never sends a text early."""
+    rows = session.exec(select(Reminder).where(
+        Reminder.prison_number == prison_number, Reminder.audience == "person",
+        Reminder.state == ReminderState.SCHEDULED.value, Reminder.attempts == 0,
+        Reminder.next_attempt_at.is_not(None),  # type: ignore[union-attr]
+        Reminder.next_attempt_at > now,  # type: ignore[operator]
+    )).all()
+    for row in rows:
+        row.next_attempt_at, row.updated_at = None, now
+    return len(rows)
 
 
 def owner_role_for(session: Session, reminder: Reminder | None) -> str:

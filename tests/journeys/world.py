@@ -74,6 +74,8 @@ class World:
     threads: list[threading.Thread] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     errors: list[BaseException] = field(default_factory=list)
+    #: The running alerts -> tasks consumer (for its ``stats``), once its thread has made it.
+    tasks_consumer: AlertsConsumer | None = None
 
     @property
     def topics(self) -> Topics:
@@ -83,36 +85,48 @@ class World:
 
     @classmethod
     def start(cls, bootstrap: str, tmp: Path, start: datetime,
-              database_url: str | None = None) -> World:
-        settings = Settings(
-            _env_file=None, environment="test", kafka_bootstrap=bootstrap,
-            topic_prefix=f"j{uuid.uuid4().hex[:10]}.", topic_partitions=3,
-            kafka_session_timeout_ms=2_000,
-            database_url=database_url or f"sqlite:///{tmp / 'ttg.db'}",
-            worker_sweep_seconds=1.0, sms_allow_list=["+447700900999", "+447700900998"],
-            faust_datadir=tmp / "faust",
-        )
+              database_url: str | None = None, *,
+              settings_overrides: dict[str, Any] | None = None,
+              before_services: Callable[[World], None] | None = None,
+              notify: Callable[[World], None] | None = None,
+              ready_timeout: float = 90.0) -> World:
+        """Start the world. Optional (fault suites): ``settings_overrides`` for the shared
+        Settings; ``before_services(world)`` runs once topics and database are ready, before the
+        worker and consumers start (e.g. to cut a dependency); ``notify(world)`` runs in the
+        notifications thread instead of the plain consumer loop; ``ready_timeout`` bounds the
+        wait for the probe person's task."""
+        settings = Settings(**{
+            "_env_file": None, "environment": "test", "kafka_bootstrap": bootstrap,
+            "topic_prefix": f"j{uuid.uuid4().hex[:10]}.", "topic_partitions": 3,
+            "kafka_session_timeout_ms": 2_000,
+            "database_url": database_url or f"sqlite:///{tmp / 'ttg.db'}",
+            "worker_sweep_seconds": 1.0, "sms_allow_list": ["+447700900999", "+447700900998"],
+            "faust_datadir": tmp / "faust",
+            **(settings_overrides or {}),
+        })
         engine = make_engine(settings.database_url)
         migrate(engine)
         load_file(engine, EXAMPLE_HUBS)
         ensure_topics(settings)
         world = cls(settings, engine, WorldClock(start), tmp)
+        if before_services is not None:
+            before_services(world)
         world._start_worker(start)
         world._thread("tasks", world._run_tasks)
-        world._thread("notify", world._run_notify)
-        world._ready(start)
+        world._thread("notify", world._run_notify if notify is None else lambda: notify(world))
+        world._ready(start, ready_timeout)
         return world
 
-    def _ready(self, start: datetime) -> None:
+    def _ready(self, start: datetime, timeout: float = 90.0) -> None:
         """Wait until the worker and the tasks consumer have joined and work: a probe person's
         task appears. Journeys then start against a running pipeline, so the order they publish
         in is the order the worker reads."""
         probe = "Z9999ZZ"
-        self.publish(event("release_date.changed", probe, start - timedelta(days=30),
-                           new_date=(start + timedelta(days=20)).date(),
-                           release_type="conditional_release"))
         try:
-            self.wait_for("the pipeline to start", lambda: self.tasks(probe), timeout=90)
+            self.publish(event("release_date.changed", probe, start - timedelta(days=30),
+                               new_date=(start + timedelta(days=20)).date(),
+                               release_type="conditional_release"))
+            self.wait_for("the pipeline to start", lambda: self.tasks(probe), timeout=timeout)
         except BaseException:
             self.close()
             raise
@@ -149,6 +163,7 @@ class World:
     def _run_tasks(self) -> None:
         consumer = AlertsConsumer(self.settings, self.engine, clock=self.clock,
                                   retry_backoff=0.2)
+        self.tasks_consumer = consumer
         try:
             consumer.run(self.stop)
         finally:

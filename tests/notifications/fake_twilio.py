@@ -7,15 +7,25 @@ Implements what we use of the 2010-04-01 Messages API:
 answering with Twilio-shaped JSON, or Twilio error JSON when told to (``fail_next`` for 429/500,
 ``error_for[number] = 21211 / 21610`` for per-number permanent errors). Every request is recorded.
 It can also build signed status callbacks and inbound messages for our webhooks.
+
+Fault injection for a share of calls (``faults = Faults(...)``, decided per call by a seeded
+random generator, counted in ``injected`` as ``"<op>:<kind>"``): answers that come only after
+the client's timeout (a create is stored first: Twilio got it, the client does not know), creates
+held and then dropped unanswered and unstored, 429s, 5xx, and 5xx after the message was stored.
+``sends_per_reminder()`` counts stored messages per reminder id (from the status-callback URL),
+the measure of "sent exactly once".
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import random
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,6 +53,47 @@ class Recorded:
     auth_ok: bool
 
 
+#: What a fault does, by kind (see :class:`Faults`).
+FAULT_KINDS = ("timeout", "timeout_lost", "throttled", "server_error", "server_error_stored")
+
+
+@dataclass
+class Faults:
+    """Shares (0..1) of calls that fail, by kind; the rest are answered normally.
+
+    - ``timeout``: the answer comes only after ``delay`` seconds (set it past the client's
+      timeout). A create is stored first, so Twilio has the message the client gave up on.
+    - ``timeout_lost``: a create is held for ``delay`` and the connection dropped, unanswered
+      and unstored (on a lookup: like ``timeout``).
+    - ``throttled``: HTTP 429 (code 20429); nothing stored.
+    - ``server_error``: HTTP 500 or 503; nothing stored.
+    - ``server_error_stored``: a create is stored, then answered 500 (on a lookup: 500).
+
+    ``ops`` limits faults to some calls (``create``, ``list``, ``fetch``).
+    ``max_per_recipient`` caps the faults one number ever gets, so that a test about recovery
+    is not decided by one text exhausting its attempts by chance.
+    """
+
+    timeout: float = 0.0
+    timeout_lost: float = 0.0
+    throttled: float = 0.0
+    server_error: float = 0.0
+    server_error_stored: float = 0.0
+    delay: float = 2.0
+    ops: frozenset[str] = frozenset({"create", "list", "fetch"})
+    max_per_recipient: int | None = None
+    seed: int = 0
+
+    def pick(self, rng: random.Random) -> str | None:
+        roll = rng.random()
+        for kind in FAULT_KINDS:
+            share = getattr(self, kind)
+            if roll < share:
+                return kind
+            roll -= share
+        return None
+
+
 @dataclass
 class FakeTwilio:
     account_sid: str = "AC" + "0" * 32
@@ -54,8 +105,14 @@ class FakeTwilio:
     delay_next: float = 0.0
     #: Twilio's clock (``date_created``); tests share their controlled clock with it.
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    #: Failures for a share of calls (None: none).
+    faults: Faults | None = None
+    #: Faults injected so far, by ``"<op>:<kind>"``.
+    injected: Counter[str] = field(default_factory=Counter)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _rng: random.Random | None = None
+    _faults_per_recipient: Counter[str] = field(default_factory=Counter)
 
     # ----------------------------------------------------------------- control
 
@@ -74,6 +131,15 @@ class FakeTwilio:
 
     def creates(self) -> list[Recorded]:
         return [r for r in self.requests if r.method == "POST"]
+
+    def sends_per_reminder(self) -> Counter[str]:
+        """Stored messages per reminder id (the ``rid`` of the status-callback URL)."""
+        with self._lock:
+            callbacks = [m.get("status_callback") or "" for m in self.messages.values()]
+        return Counter(parse_qs(urlparse(c).query).get("rid", ["?"])[0] for c in callbacks)
+
+    def injected_total(self) -> int:
+        return sum(self.injected.values())
 
     def start(self) -> FakeTwilio:
         fake = self
@@ -119,11 +185,14 @@ class FakeTwilio:
         prefix = f"/2010-04-01/Accounts/{self.account_sid}/Messages"
         if not auth_ok:
             return self._reply(h, 401, _error(20003, 401, "Authenticate"))
+        if self.faults is not None and self._inject(h, method, url, prefix, form):
+            return None
         if method == "POST" and url.path == prefix + ".json":
             return self._create(h, form)
         if method == "GET" and url.path == prefix + ".json":
             to = parse_qs(url.query).get("To", [None])[0]
-            found = [m for m in self.messages.values() if to is None or m["to"] == to]
+            with self._lock:
+                found = [m for m in self.messages.values() if to is None or m["to"] == to]
             return self._reply(h, 200, {
                 "messages": list(reversed(found)), "end": max(len(found) - 1, 0),
                 "first_page_uri": url.path, "next_page_uri": None, "page": 0,
@@ -135,6 +204,55 @@ class FakeTwilio:
                 return self._reply(h, 200, self.messages[sid])
             return self._reply(h, 404, _error(20404, 404, "The requested resource was not found"))
         return self._reply(h, 404, _error(20404, 404, "not found"))
+
+    def _inject(self, h: BaseHTTPRequestHandler, method: str, url: Any, prefix: str,
+                form: dict[str, str]) -> bool:
+        """Maybe fail this call (see :class:`Faults`); True if it was answered (or dropped)."""
+        faults = self.faults
+        assert faults is not None
+        if method == "POST" and url.path == prefix + ".json":
+            op, to = "create", form.get("To", "")
+        elif method == "GET" and url.path == prefix + ".json":
+            op, to = "list", parse_qs(url.query).get("To", [""])[0]
+        elif method == "GET" and url.path.startswith(prefix + "/"):
+            sid = url.path[len(prefix) + 1: -len(".json")]
+            op, to = "fetch", self.messages.get(sid, {}).get("to", "")
+        else:
+            return False
+        if op not in faults.ops:
+            return False
+        with self._lock:
+            if self._rng is None:
+                self._rng = random.Random(faults.seed)
+            kind = faults.pick(self._rng)
+            if kind is not None and faults.max_per_recipient is not None and (
+                    self._faults_per_recipient[to] >= faults.max_per_recipient):
+                kind = None
+            if kind is None:
+                return False
+            self._faults_per_recipient[to] += 1
+            self.injected[f"{op}:{kind}"] += 1
+            status = self._rng.choice((500, 503))
+        if kind in ("timeout", "timeout_lost"):
+            # A "timeout" create is stored first: Twilio has it; the client will not hear so.
+            stored = self._store(form) if op == "create" and kind == "timeout" else None
+            time.sleep(faults.delay)
+            if op != "create":
+                return False  # a lookup: answered normally, too late
+            if stored is None:
+                h.close_connection = True  # dropped: no answer, nothing stored
+                return True
+            with contextlib.suppress(OSError):  # the client gave up long ago
+                self._reply(h, 201, stored)
+            return True
+        if kind == "throttled":
+            self._reply(h, 429, _error(20429, 429, ERRORS[20429][1]))
+            return True
+        if kind == "server_error_stored" and op == "create":
+            self._store(form)
+            status = 500
+        self._reply(h, status, _error(20500, status, ERRORS[20500][1]))
+        return True
 
     def _create(self, h: BaseHTTPRequestHandler, form: dict[str, str]) -> None:
         if self.delay_next:
@@ -150,6 +268,11 @@ class FakeTwilio:
             code = self.error_for[to]
             http, msg = ERRORS[code]
             return self._reply(h, http, _error(code, http, msg))
+        return self._reply(h, 201, self._store(form))
+
+    def _store(self, form: dict[str, str]) -> dict[str, Any]:
+        """Accept a message: give it a SID and keep it."""
+        to = form.get("To", "")
         sid = "SM" + uuid.uuid4().hex
         now = format_datetime(self.clock().astimezone(UTC), usegmt=True)
         msg = {
@@ -164,7 +287,7 @@ class FakeTwilio:
         }
         with self._lock:
             self.messages[sid] = msg
-        return self._reply(h, 201, msg)
+        return msg
 
     @staticmethod
     def _reply(h: BaseHTTPRequestHandler, status: int, payload: dict[str, Any]) -> None:
