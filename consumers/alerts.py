@@ -17,6 +17,12 @@ one by one, each in its own transaction, as before batching. A message to be ret
 again from the broker (its partition from it on; later messages of that partition wait) after
 ``retry_backoff`` seconds; after ``tasks_max_attempts`` failures it goes to the dead-letter
 topic (stage ``apply``) and its partition moves on.
+
+An outage is not the message's fault. A failure that says the database cannot be reached or is
+busy (:func:`infra.database.database_unavailable`) is not counted as an attempt: the message is
+read again after a backoff that grows to :data:`MAX_OUTAGE_BACKOFF_S`, for as long as the outage
+lasts. A dead letter the broker does not take holds its message back the same way, and task
+events published but not marked sent stay in the outbox to go again (readers deduplicate).
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from datetime import datetime
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import CommitFailedError
+from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
@@ -43,7 +49,7 @@ from consumers.publish import Publisher
 from consumers.tasks import Applied, apply_alert_event, read_ahead
 from infra import directory as hub_directory
 from infra.config import Settings
-from infra.database import engine_for, session_scope
+from infra.database import database_unavailable, engine_for, session_scope
 from infra.directory import Directory
 from infra.kafka import make_consumer
 from infra.topics import Topics
@@ -56,6 +62,8 @@ ApplyFn = Callable[[Session, AlertEvent, Directory, datetime], Applied]
 
 #: Most messages one poll hands over: one database transaction and one producer flush each.
 MAX_BATCH = 200
+#: Longest wait before a message held back by an outage (database, broker) is read again.
+MAX_OUTAGE_BACKOFF_S = 5.0
 #: How long the broker may hold a fetch that finds nothing new (kafka-python's default: 500 ms).
 #: The embedded broker (Tansu) holds it that long even when a record arrives meanwhile, which
 #: then waits up to about half of it (measured, one record: 500 ms -> p50 110 / max 250 ms;
@@ -73,6 +81,10 @@ class Stats:
     retried: int = 0
     unrouted: int = 0
     task_events: int = 0
+    #: Messages held back because the database was unavailable (each retry counts once).
+    database_waits: int = 0
+    #: Messages held back because the broker did not take their dead letter.
+    dead_letter_waits: int = 0
 
 
 @dataclass
@@ -114,6 +126,9 @@ class AlertsConsumer:
         self._clock = clock
         self._backoff = retry_backoff
         self._attempts: dict[tuple[str, int, int], int] = {}
+        #: The wait before reading held-back messages again; grows while an outage lasts.
+        self._wait = retry_backoff
+        self._outage = False
         self.stats = Stats()
 
     def make_kafka_consumer(self) -> KafkaConsumer:
@@ -126,12 +141,8 @@ class AlertsConsumer:
         """Consume until ``stop`` is set (or, for tests and batch runs, nothing arrives for
         ``idle_timeout`` seconds after the first message)."""
         stop = stop or threading.Event()
-        with Session(self.engine) as session:
-            waiting = count_unrouted(session)
-        if waiting:
-            log.warning("%d open task(s) are UNROUTED (ttg tasks list --hub UNROUTED)", waiting)
-        # Events a previous run committed but could not publish go out first.
-        self.stats.task_events += flush_outbox(self.engine, self.publisher, self._clock())
+        if not self._start_up(stop):
+            return self.stats
         consumer = self.make_kafka_consumer()
         last_seen = time.monotonic()
         started = last_seen
@@ -151,25 +162,50 @@ class AlertsConsumer:
         log.info("alerts consumer stopped: %s", self.stats)
         return self.stats
 
+    def _start_up(self, stop: threading.Event) -> bool:
+        """Report unrouted work and send what a previous run left in the outbox, waiting out a
+        database outage; False if stopped meanwhile."""
+        wait = self._backoff
+        while not stop.is_set():
+            try:
+                with Session(self.engine) as session:
+                    waiting = count_unrouted(session)
+                if waiting:
+                    log.warning("%d open task(s) are UNROUTED (ttg tasks list --hub UNROUTED)",
+                                waiting)
+                # Events a previous run committed but could not publish go out first.
+                self.stats.task_events += flush_outbox(self.engine, self.publisher,
+                                                       self._clock())
+                return True
+            except Exception as exc:
+                if not database_unavailable(exc):
+                    raise
+                self.stats.database_waits += 1
+                log.warning("alerts consumer: database unavailable at start (%s); retrying in "
+                            "%.1f s", type(exc).__name__, wait)
+                stop.wait(wait)
+                wait = min(MAX_OUTAGE_BACKOFF_S, wait * 2)
+        return False
+
     # ------------------------------------------------------------------ one poll batch
 
     def _process_batch(
         self, consumer: KafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord]],
     ) -> None:
         messages = [self._decode(tp, rec) for tp, records in batch.items() for rec in records]
-        # Partition -> offset to read again from (a message whose database work must be retried;
-        # the later messages of its partition wait for it).
+        # Partition -> offset to read again from (a message whose database work must be retried,
+        # or whose dead letter the broker did not take; later messages of its partition wait).
         again: dict[TopicPartition, int] = {}
-        done = self._apply_batch([m for m in messages if m.event is not None], again)
+        self._outage = False
+        for m in messages:
+            if m.event is None and m.offset < again.get(m.tp, m.offset + 1) and not (
+                    self._dead_letter(m, f"undecodable alert event: {m.error}", "decode")):
+                again[m.tp] = m.offset
+        done = self._apply_batch([m for m in messages if m.event is not None
+                                  and m.offset < again.get(m.tp, m.offset + 1)], again)
         # What this poll handled: everything up to and including a message to be retried.
         handled = [m for m in messages if m.offset <= again.get(m.tp, m.offset)]
         self.stats.consumed += len(handled)
-        for m in handled:
-            if m.event is None:
-                self.publisher.dead_letter(f"undecodable alert event: {m.error}"[:4000], m.raw,
-                                           m.key, m.tp.topic, m.tp.partition, m.offset,
-                                           stage="decode")
-                self.stats.dead_lettered += 1
         events: list[TaskEvent] = []
         for m, applied in done:
             self._attempts.pop(m.where, None)
@@ -199,7 +235,12 @@ class AlertsConsumer:
                 # again, and the processed-event rows make that harmless.
                 log.warning("offset commit failed after a rebalance; messages will be re-read")
         if again:
-            time.sleep(self._backoff)
+            time.sleep(self._wait)
+            # A message's own failures are retried at the steady pace; an outage backs off.
+            self._wait = min(MAX_OUTAGE_BACKOFF_S, self._wait * 2) if self._outage \
+                else self._backoff
+        else:
+            self._wait = self._backoff
 
     def commit(
         self, consumer: KafkaConsumer, offsets: dict[TopicPartition, OffsetAndMetadata]
@@ -280,17 +321,37 @@ class AlertsConsumer:
         # (An IntegrityError usually means another consumer applied the same event or need
         # at the same moment: reading the message again sees its result.)
         assert m.event is not None
+        if database_unavailable(exc):
+            self.stats.database_waits += 1
+            self._outage = True
+            log.warning("alert event %s waits: database unavailable (%s)", m.event.event_id,
+                        type(exc).__name__)
+            return True
         tries = self._attempts.get(m.where, 0) + 1
         self._attempts[m.where] = tries
         if tries >= self.settings.tasks_max_attempts:
             log.error("alert event %s failed %d times; dead-lettering", m.event.event_id, tries,
                       exc_info=exc)
-            self.publisher.dead_letter(f"{type(exc).__name__}: {exc}", m.raw, m.key, m.tp.topic,
-                                       m.tp.partition, m.offset, stage="apply")
+            if not self._dead_letter(m, f"{type(exc).__name__}: {exc}", "apply"):
+                return True
             self._attempts.pop(m.where, None)
-            self.stats.dead_lettered += 1
             return False
         log.warning("alert event %s failed (attempt %d): %s; will retry", m.event.event_id,
                     tries, type(exc).__name__)
         self.stats.retried += 1
+        return True
+
+    def _dead_letter(self, m: _Message, reason: str, stage: str) -> bool:
+        """Send ``m`` to the dead-letter topic; False (held back, read again) if the broker
+        does not take it."""
+        try:
+            self.publisher.dead_letter(reason[:4000], m.raw, m.key, m.tp.topic, m.tp.partition,
+                                       m.offset, stage=stage)
+        except KafkaError as exc:
+            self.stats.dead_letter_waits += 1
+            self._outage = True
+            log.warning("dead letter for %s[%d]@%d not taken (%s); will try again", m.tp.topic,
+                        m.tp.partition, m.offset, type(exc).__name__)
+            return False
+        self.stats.dead_lettered += 1
         return True

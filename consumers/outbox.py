@@ -46,7 +46,11 @@ def publish_now(engine: Engine, publisher: Publisher, events: list[TaskEvent],
     except Exception as exc:  # noqa: BLE001 - the outbox keeps them for the next flush
         log.warning("task events not published yet (%s); kept in the outbox", type(exc).__name__)
         return False
-    mark_sent(engine, events, now)
+    try:
+        mark_sent(engine, events, now)
+    except Exception as exc:  # noqa: BLE001 - they went; the next flush sends them again
+        log.warning("task events published but not marked sent (%s); they may go twice, "
+                    "readers deduplicate on event_id", type(exc).__name__)
     return True
 
 

@@ -336,11 +336,30 @@ def _new_task(alert: Alert, r: Route, now: datetime) -> Task:
     )
 
 
+def _closed_with_alert_open(session: Session, a: Alert) -> list[TaskAlert]:
+    """Open links to alert ``a`` (same rule) on live tasks that someone has closed."""
+    out = []
+    for link in _open_links_to(session, str(a.alert_id)):
+        task = session.get(Task, link.task_id) if link.rule_id == a.rule_id else None
+        if task is not None and task.active_key is None and not task.historical:
+            out.append(link)
+    return out
+
+
 def _raise_or_update(
     session: Session, event: AlertEvent, directory: Directory, now: datetime
 ) -> Applied:
     a, eid = event.alert, str(event.event_id)
     task = find_active(session, a.prison_number, a.need)
+    if task is None and event.type == "alert.raised" and (
+            known := _closed_with_alert_open(session, a)):
+        # Raised before and never resolved, and its task closed by someone meanwhile: this is
+        # the same alert told again by another history (a restarted worker, a replay), not new
+        # work. (One history raises an alert once until it resolves it.)
+        for link in known:
+            link.last_event_id, link.updated_at = eid, now
+            session.add(link)
+        return Applied()
     if task is None:
         r = route(a, directory)
         task = _new_task(a, r, now)

@@ -14,6 +14,13 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session, SQLModel, create_engine
 
 from infra.config import Settings
@@ -29,6 +36,15 @@ MODEL_MODULES: tuple[str, ...] = (
     "infra.models.timeline",
     "infra.models.messages",
 )
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` says the database cannot be reached or is busy (it will pass), not
+    that this piece of work is wrong: refused or dropped connections, pool timeouts, and
+    SQLite's "database is locked" (all OperationalError / InterfaceError in SQLAlchemy)."""
+    if isinstance(exc, OperationalError | InterfaceError | DisconnectionError | PoolTimeout):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 def import_models() -> type[SQLModel]:

@@ -14,10 +14,11 @@ import contextlib
 import logging
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaConnectionError, KafkaTimeoutError, TopicAlreadyExistsError
 
@@ -208,3 +209,41 @@ def ensure_topics(settings: Settings, topics: Topics | None = None, *,
         return created
     finally:
         admin.close()
+
+
+def log_ends(
+    settings: Settings, listed: Mapping[Any, int | None], timeout: float = 30.0,
+) -> dict[Any, int | None]:
+    """The offset after the last record of each partition in ``listed`` (partition -> end offset
+    as ListOffsets(latest) gave it; keys are any (topic, partition) named tuples, kept as is).
+
+    Not ``end_offsets`` alone: the embedded broker (Tansu 0.6.0) answers ListOffsets(latest)
+    with the partition's last record *batch*'s base offset + 1, short of the real end whenever
+    that batch holds several records (tests/faults/test_broker_offsets.py). A fetch response's
+    high watermark is right, so the last batch of each partition is fetched and its high
+    watermark read. Partitions with no answer within ``timeout`` keep the listed end."""
+    ends: dict[Any, int | None] = dict(listed)
+    todo = {TopicPartition(tp.topic, tp.partition): tp for tp, end in listed.items() if end}
+    if not todo:
+        return ends
+    consumer = make_consumer(settings, None, broker_wait_s=timeout)  # type: ignore[arg-type]
+    try:
+        consumer.assign(list(todo))
+        for tp, key in todo.items():
+            consumer.seek(tp, listed[key] - 1)  # type: ignore[operator]
+        pending = set(todo)
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            consumer.poll(timeout_ms=200, max_records=1)
+            for tp in list(pending):
+                highwater = consumer.highwater(tp)
+                if highwater is not None:
+                    ends[todo[tp]] = max(highwater, listed[todo[tp]] or 0)
+                    consumer.pause(tp)
+                    pending.discard(tp)
+        if pending:
+            log.warning("no high watermark fetched for %d partition(s) in %.0f s; using the "
+                        "broker's listed end offsets", len(pending), timeout)
+    finally:
+        consumer.close()
+    return ends

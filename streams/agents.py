@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -168,8 +169,10 @@ def install(app: faust.App, settings: Settings, clock: Clock, calendar: ReleaseC
     table.key_serializer = "json"
     table.value_serializer = PackedCodec()
     table.changelog_topic = table._new_changelog_topic()
+    # A history of its own for each start (streams.person.Evaluator.namespace).
+    evaluator = Evaluator(calendar, clock, namespace=uuid.uuid4().hex[:12])
     parts = StreamParts(
-        app=app, topics=topics, evaluator=Evaluator(calendar, clock), table=table,
+        app=app, topics=topics, evaluator=evaluator, table=table,
         inputs=inputs, alerts=alerts, dead_letter=dead_letter, agent=None,
     )
 

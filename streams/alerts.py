@@ -51,10 +51,12 @@ def alert_from(
 
 
 def _event(
-    kind: str, alert: Alert, seq: int, now: datetime, resolution: str | None = None
+    kind: str, alert: Alert, seq: int, now: datetime, resolution: str | None = None,
+    namespace: str = "",
 ) -> AlertEvent:
+    name = f"{namespace}|{seq}|{kind}" if namespace else f"{seq}|{kind}"
     return AlertEvent(
-        event_id=uuid.uuid5(alert.alert_id, f"{seq}|{kind}"),
+        event_id=uuid.uuid5(alert.alert_id, name),
         type=kind,  # type: ignore[arg-type]
         occurred_at=now,
         alert=alert,
@@ -72,11 +74,19 @@ def diff(
     seq: int = 0,
     replay: bool = False,
     wall: datetime | None = None,
+    namespace: str = "",
 ) -> Diff:
     """The alerts open after ``findings``, and the events that get there from ``previous``.
 
     ``previous`` maps rule id to the open alert; ``seq`` counts events already emitted for this
     person (the returned :attr:`Diff.seq` continues it).
+
+    ``namespace`` names the history the events belong to (e.g. the deployment). Event ids are
+    (alert, sequence, kind): the same again when the same history is re-emitted, so consumers
+    drop the copy. Another history of the same input (a fresh deployment replaying it) numbers
+    its own transitions, and without a namespace of its own a transition there can carry the
+    id of a different one here: the consumer then drops it as a copy (a resolution it never
+    applies leaves a task open; tests/faults/test_order.py).
     """
     out = Diff(open={}, seq=seq)
     current: dict[str, Finding] = {f.rule_id: f for f in findings}
@@ -84,7 +94,8 @@ def diff(
         finding = current.get(rule_id)
         if finding is None or finding.release_date != old.release_date:
             out.seq += 1
-            out.events.append(_event("alert.resolved", old, out.seq, now, why_resolved(old)))
+            out.events.append(_event("alert.resolved", old, out.seq, now, why_resolved(old),
+                                     namespace))
     for rule_id, finding in current.items():
         old = previous.get(rule_id)
         # Same rule and release date means the same alert id (the person is fixed).
@@ -101,6 +112,6 @@ def diff(
             kind = "alert.raised"
         new = alert_from(finding, state, replay=replay, wall=wall)
         out.seq += 1
-        out.events.append(_event(kind, new, out.seq, now))
+        out.events.append(_event(kind, new, out.seq, now, namespace=namespace))
         out.open[rule_id] = new
     return out

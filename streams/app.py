@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Mapping
 from typing import Any
 
 import faust
@@ -13,6 +14,7 @@ from infra.config import Settings
 from infra.kafka import faust_broker_url
 from streams.calendar import ReleaseCalendar
 from streams.clock import Clock, OffsetClock, WallClock
+from streams.highwaters import fetched_ends
 from streams.packed import Packed
 
 
@@ -38,6 +40,14 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when aiokafka starts its fetcher
         return consumer
 
+    async def _highwaters(self, partitions: list[Any]) -> Mapping[Any, int]:
+        """Changelog ends for recovery, from fetch responses (see streams/highwaters.py)."""
+        listed = await super()._highwaters(partitions)
+        settings = self.transport.settings  # type: ignore[attr-defined]
+        if self.consumer.in_transaction or settings is None:
+            return listed
+        return await fetched_ends(settings, listed)
+
 
 class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
@@ -48,6 +58,8 @@ class _Transport(faust_aiokafka.Transport):
     """Faust's aiokafka transport with a shorter fetch wait for the worker's consumer."""
 
     Consumer = _Consumer
+    #: The worker's settings, for the changelog-end probe (set by :func:`make_app`).
+    settings: Settings | None = None
 
 
 def broker_credentials(settings: Settings) -> Any:
@@ -112,6 +124,7 @@ def make_app(
         autodiscover=False,
     )
     app.transport = _Transport(app.conf.broker_consumer, app)
+    app.transport.settings = settings
     install(
         app,
         settings,

@@ -49,6 +49,12 @@ class Evaluator:
     calendar: ReleaseCalendar
     clock: Clock
     rules: tuple[Rule, ...] = CATALOGUE
+    #: Names this evaluator's history of alert transitions in their event ids (see
+    #: :func:`streams.alerts.diff`). The worker draws a new one each time it starts: a person's
+    #: transitions are numbered from the table's changelog, and a worker that comes back from a
+    #: changelog older than the alerts it had sent (or a fresh deployment replaying the input)
+    #: numbers different transitions into ids the tasks consumer has already applied.
+    namespace: str = ""
 
     def on_event(
         self, record: PersonRecord | None, event: Envelope, partition: int | None = None
@@ -95,6 +101,7 @@ class Evaluator:
             state, record.alerts, findings, now,
             lambda alert: resolution_reason(alert, state, now, cal),
             seq=record.seq,
+            namespace=self.namespace,
             replay=self.clock.replay,
             wall=utcnow() if self.clock.replay else None,
         )

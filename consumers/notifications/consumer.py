@@ -27,14 +27,7 @@ from datetime import UTC, datetime
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import (
-    DBAPIError,
-    DisconnectionError,
-    IntegrityError,
-    InterfaceError,
-    OperationalError,
-)
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from consumers.notifications import store
@@ -43,6 +36,7 @@ from consumers.notifications.issues import default_issue_sink
 from consumers.notifications.phones import InvalidMobile, normalise_uk_mobile
 from consumers.notifications.planner import Policy
 from infra.config import Settings
+from infra.database import database_unavailable
 from infra.models.messages import (
     CustodyState,
     NotifyAppointment,
@@ -74,15 +68,6 @@ MAX_OUTAGE_BACKOFF_S = 5.0
 COMMIT_TIMEOUT_MS = 10_000
 #: No broker connection for this long counts as a broker outage (not a reconnect in passing).
 BROKER_DOWN_AFTER_S = 1.0
-
-
-def database_unavailable(exc: BaseException) -> bool:
-    """True when ``exc`` says the database cannot be reached or is busy (it will pass), not
-    that this piece of work is wrong: refused or dropped connections, pool timeouts, and
-    SQLite's "database is locked" (all OperationalError / InterfaceError in SQLAlchemy)."""
-    if isinstance(exc, OperationalError | InterfaceError | DisconnectionError | PoolTimeout):
-        return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 @dataclass

@@ -55,6 +55,7 @@ from consumers.notifications.sender import (
     SmsBackend,
 )
 from infra.config import Settings
+from infra.database import database_unavailable
 from infra.models.columns import as_utc
 from infra.models.messages import (
     CustodyState,
@@ -139,8 +140,6 @@ class Dispatcher:
         """Reconcile orphaned sends, then send every due text (oldest first, welcomes first).
 
         A database outage ends the run early (counted, logged); the next run carries on."""
-        from consumers.notifications.consumer import database_unavailable
-
         report = DispatchReport()
         current: str | None = None
         try:

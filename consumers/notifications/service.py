@@ -25,11 +25,12 @@ from typing import Any
 from kafka.errors import KafkaError
 from sqlalchemy.engine import Engine
 
-from consumers.notifications.consumer import NotificationConsumer, database_unavailable
+from consumers.notifications.consumer import NotificationConsumer
 from consumers.notifications.dispatch import Clock
 from consumers.notifications.events import publish_pending
 from consumers.notifications.sender import SmsBackend
 from infra.config import Settings
+from infra.database import database_unavailable
 from infra.topics import Topics
 from scheduler.jobstore import ResilientJobStore
 from scheduler.reminders import Runtime, add_reminder_jobs

@@ -170,3 +170,66 @@ def test_restart_recovers_the_table_and_repeats_nothing(settings: Settings, tmp_
         producer.close()
         alerts.close()
         _stop(worker)
+
+
+@pytest.mark.slow
+def test_restart_recovers_every_person_written_in_one_changelog_batch(
+    settings: Settings, tmp_path,
+) -> None:
+    """The worker writes a batch of people to the changelog at once. The embedded broker reports
+    such a partition's end as its last batch's first record + 1, and Faust's recovery stopped
+    there: everyone after that record came back as they were before (streams/highwaters.py).
+    After a restart every person must resolve the alert the first worker raised, and nobody
+    must be raised again as if new.
+
+    Slow suite, not the CI gate: without the fix it failed every run ("came back as if new");
+    with it, about one run in four on a loaded 2-core machine still ends with one of the 40
+    people never resolved (nor raised again) within 90 s. Open, not yet explained."""
+    topics = Topics.from_settings(settings)
+    ensure_topics(settings)
+    start = datetime(2026, 12, 1, 10, tzinfo=UTC)
+    people = [f"R{i:04d}AA" for i in range(40)]
+    alerts = _assign_all(settings, topics.alerts)
+    producer = make_producer(settings, linger_ms=50)
+    worker, log_path = _start_worker(settings, tmp_path, start, "first")
+    try:
+        for pn in people:
+            plan = release_date(date(2026, 12, 11), start - timedelta(days=30), pn=pn)
+            producer.send(topics.release_dates, key=pn.encode(), value=encode(plan))
+        producer.flush()
+
+        def raised_for_all(es: list[dict]) -> bool:
+            return {e["alert"]["prison_number"] for e in es if e["type"] == "alert.raised"
+                    and e["alert"]["rule_id"] == "accommodation.none"} == set(people)
+
+        first = _read_until(alerts, raised_for_all, 90, worker)
+        assert raised_for_all(first), log_path.read_text()[-3000:]
+        time.sleep(1.5)  # let Faust commit offsets and flush the changelog
+    finally:
+        _stop(worker)
+
+    worker, log_path = _start_worker(settings, tmp_path, start, "second")
+    try:
+        for pn in people:
+            housed = ev("case_note.accommodation", start, pn=pn, status="confirmed")
+            producer.send(topics.case_notes, key=pn.encode(), value=encode(housed))
+        producer.flush()
+
+        def resolved_for_all(es: list[dict]) -> bool:
+            return {e["alert"]["prison_number"] for e in es if e["type"] == "alert.resolved"
+                    and e["alert"]["rule_id"] == "accommodation.none"} == set(people)
+
+        second = _read_until(alerts, resolved_for_all, 90, worker)
+        second += _read_until(alerts, lambda es: False, 2)
+        raised_again = sorted({e["alert"]["prison_number"] for e in second
+                               if e["type"] == "alert.raised"})
+        assert not raised_again, (f"{len(raised_again)} people came back from the changelog "
+                                  f"as if new: {raised_again[:10]}")
+        resolved = {e["alert"]["prison_number"] for e in second if e["type"] == "alert.resolved"
+                    and e["alert"]["rule_id"] == "accommodation.none"}
+        assert resolved == set(people), (sorted(set(people) - resolved),
+                                         log_path.read_text()[-3000:])
+    finally:
+        producer.close()
+        alerts.close()
+        _stop(worker)
