@@ -15,6 +15,7 @@ from pydantic import AwareDatetime, Field, TypeAdapter, field_serializer, field_
 
 from schemas.common import AgencyCode, Pathway, PrisonNumber, Severity, ShortText, StaffRole, Strict
 from schemas.envelope import utcnow
+from schemas.ids import uuid5
 
 #: Namespace for deterministic alert ids: the same (person, rule, release date) gives the same id.
 ALERT_NAMESPACE = uuid.UUID("6f0b7a52-6c2e-4f1e-9d55-3c1f1b2d7a10")
@@ -22,7 +23,7 @@ ALERT_NAMESPACE = uuid.UUID("6f0b7a52-6c2e-4f1e-9d55-3c1f1b2d7a10")
 
 def alert_id_for(prison_number: str, rule_id: str, release_date: date | None) -> uuid.UUID:
     anchor = release_date.isoformat() if release_date else "no-date"
-    return uuid.uuid5(ALERT_NAMESPACE, f"{prison_number}|{rule_id}|{anchor}")
+    return uuid5(ALERT_NAMESPACE, f"{prison_number}|{rule_id}|{anchor}")
 
 
 class Alert(Strict):

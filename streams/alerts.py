@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from schemas.ids import uuid5
 from schemas.outputs import Alert, AlertEvent, alert_id_for
 from streams.rules.base import Finding
 from streams.state import PersonState
@@ -27,10 +28,14 @@ class Diff:
 
 
 def alert_from(
-    finding: Finding, state: PersonState, *, replay: bool = False, wall: datetime | None = None
+    finding: Finding, state: PersonState, *, replay: bool = False, wall: datetime | None = None,
+    alert_id: uuid.UUID | None = None,
 ) -> Alert:
+    # ``alert_id``: an update keeps the id it was raised with; deriving it again costs a hash.
+    if alert_id is None:
+        alert_id = alert_id_for(state.prison_number, finding.rule_id, finding.release_date)
     return Alert(
-        alert_id=alert_id_for(state.prison_number, finding.rule_id, finding.release_date),
+        alert_id=alert_id,
         prison_number=state.prison_number,
         rule_id=finding.rule_id,
         need=finding.need,
@@ -56,7 +61,7 @@ def _event(
 ) -> AlertEvent:
     name = f"{namespace}|{seq}|{kind}" if namespace else f"{seq}|{kind}"
     return AlertEvent(
-        event_id=uuid.uuid5(alert.alert_id, name),
+        event_id=uuid5(alert.alert_id, name),
         type=kind,  # type: ignore[arg-type]
         occurred_at=now,
         alert=alert,
@@ -110,7 +115,8 @@ def diff(
             kind = "alert.updated"
         else:
             kind = "alert.raised"
-        new = alert_from(finding, state, replay=replay, wall=wall)
+        new = alert_from(finding, state, replay=replay, wall=wall,
+                         alert_id=old.alert_id if kind == "alert.updated" else None)
         out.seq += 1
         out.events.append(_event(kind, new, out.seq, now, namespace=namespace))
         out.open[rule_id] = new

@@ -110,3 +110,14 @@ def test_dead_letter_keeps_original_bytes_through_json() -> None:
     back = DeadLetter.model_validate_json(dl.model_dump_json())
     assert back.original == b"\xff\x00raw"
     assert back.offset == 7
+
+
+@pytest.mark.parametrize("name", ["", "A1234BC|friday_release|2026-12-04", "ns|7|alert.raised",
+                                  "\u00fc\u2603" * 40])
+def test_fast_uuid5_is_exactly_uuid5(name: str) -> None:
+    from schemas.ids import uuid5
+
+    for namespace in (uuid.NAMESPACE_URL, uuid.uuid4()):
+        ours, theirs = uuid5(namespace, name), uuid.uuid5(namespace, name)
+        assert ours == theirs and str(ours) == str(theirs) and hash(ours) == hash(theirs)
+        assert ours.version == 5 and ours.variant == theirs.variant

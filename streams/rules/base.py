@@ -13,8 +13,6 @@ from datetime import date, datetime
 from enum import StrEnum
 from functools import lru_cache
 
-from pydantic import BaseModel, ConfigDict
-
 from schemas.common import Pathway, Severity, StaffRole
 from streams.calendar import ReleaseCalendar
 from streams.state import CustodyStatus, PersonState
@@ -25,10 +23,13 @@ PLANNING_DAYS = 56
 POST_RELEASE_DAYS = 28
 
 
-class Finding(BaseModel):
-    """Something a rule found wrong with a person's plan, right now."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Finding:
+    """Something a rule found wrong with a person's plan, right now.
 
-    model_config = ConfigDict(frozen=True)
+    A plain value, not a pydantic model: rules make one per rule per evaluation, their fields
+    come from the catalogue and the validated state, and the alert built from it is the edge
+    that the contract checks (tests/faults/test_security.py validates every alert sent)."""
 
     rule_id: str
     need: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime
 
 from schemas.common import StaffRole
@@ -56,7 +57,7 @@ def _notify_open_owners(findings: list[Finding]) -> list[Finding]:
         if id(f) in wanted:
             others = {o.owner_role for o in findings if o is not f} - {f.owner_role}
             notify = tuple(sorted(set(f.also_notify) | others, key=list(StaffRole).index))
-            f = f.model_copy(update={"also_notify": notify})
+            f = replace(f, also_notify=notify)
         out.append(f)
     return out
 
