@@ -144,48 +144,67 @@ def situation(state: PersonState, now: datetime, cal: ReleaseCalendar) -> Situat
     return sit
 
 
+def phase_of(state: PersonState) -> Phase:
+    """The phase depends on the state alone: only an event moves a person between phases."""
+    if state.custody is CustodyStatus.DEAD:
+        return Phase.DEAD
+    if state.back_in_custody:
+        return Phase.BACK_IN_CUSTODY
+    if state.custody is CustodyStatus.UNLAWFULLY_AT_LARGE:
+        return Phase.UNLAWFULLY_AT_LARGE
+    if state.custody is CustodyStatus.RELEASED and state.released_at is not None:
+        return Phase.RELEASED
+    if state.release_date is not None:
+        return Phase.PRE_RELEASE
+    return Phase.NO_PLAN
+
+
 def _situation(state: PersonState, now: datetime, cal: ReleaseCalendar) -> Situation:
     today = cal.local_date(now)
     planned = state.release_date
-    if state.custody is CustodyStatus.DEAD:
-        return Situation(Phase.DEAD, today, planned)
-    if state.back_in_custody:
-        return Situation(Phase.BACK_IN_CUSTODY, today, planned)
-    if state.custody is CustodyStatus.UNLAWFULLY_AT_LARGE:
-        return Situation(Phase.UNLAWFULLY_AT_LARGE, today, planned)
-    if state.custody is CustodyStatus.RELEASED and state.released_at is not None:
+    phase = phase_of(state)
+    if phase is Phase.RELEASED:
+        assert state.released_at is not None
         day = cal.local_date(state.released_at)
         return Situation(
-            Phase.RELEASED, today, planned or day,
+            phase, today, planned or day,
             days_since_release=(today - day).days, released_at=state.released_at,
         )
-    if planned is not None:
-        return Situation(Phase.PRE_RELEASE, today, planned, days_to_release=(planned - today).days)
-    return Situation(Phase.NO_PLAN, today, None)
+    if phase is Phase.PRE_RELEASE:
+        assert planned is not None
+        return Situation(phase, today, planned, days_to_release=(planned - today).days)
+    return Situation(phase, today, planned if phase is not Phase.NO_PLAN else None)
 
 
-#: Days, relative to the release date, on which some rule's window opens, closes or escalates.
-#: Rules read "now" only through the local date and compare it to these offsets, so findings can
-#: change with time alone only on these days (tests/streams/test_wake.py checks every rule).
-RELEASE_DATE_CHANGES = (-PLANNING_DAYS, -28, -14, -7, -2, 0, 1, POST_RELEASE_DAYS + 1)
-#: The same, relative to the day of release and the day of a return to custody.
+#: Days, relative to the release date, on which some rule's window opens, closes or escalates,
+#: while the person waits for release. Rules read "now" only through the local date and compare
+#: it to these offsets, so findings can change with time alone only on these days
+#: (tests/streams/test_wake.py checks every rule, day by day).
+RELEASE_DATE_CHANGES = (-PLANNING_DAYS, -28, -14, -7, -2, 1, POST_RELEASE_DAYS + 1)
+#: The same, relative to the day of release (once released) and the day of a return to custody.
 RELEASED_CHANGES = (0, POST_RELEASE_DAYS + 1)
 RETURN_CHANGES = (0, POST_RELEASE_DAYS + 1)
 
 
 def change_days(state: PersonState, cal: ReleaseCalendar) -> list[int]:
-    """Local dates (ordinals) on which this person's findings may change with no new event."""
-    days: set[int] = set()
-    if state.release_date is not None:
+    """Local dates (ordinals) on which this person's findings may change with no new event.
+
+    Only the current phase's days count: the phase changes only with an event, and the event
+    works the days out again. (Counting every phase's days woke a third of the people a sweep
+    unpacked for nothing.)"""
+    phase = phase_of(state)
+    if phase is Phase.PRE_RELEASE:
+        assert state.release_date is not None
         r = state.release_date.toordinal()
-        days.update(r + k for k in RELEASE_DATE_CHANGES)
-    if state.released_at is not None:
+        return [r + k for k in RELEASE_DATE_CHANGES]
+    if phase is Phase.RELEASED:
+        assert state.released_at is not None
         d = cal.local_date(state.released_at).toordinal()
-        days.update(d + k for k in RELEASED_CHANGES)
-    if state.returned_at is not None:
+        return [d + k for k in RELEASED_CHANGES]
+    if phase is Phase.BACK_IN_CUSTODY and state.returned_at is not None:
         t = cal.local_date(state.returned_at).toordinal()
-        days.update(t + k for k in RETURN_CHANGES)
-    return sorted(days)
+        return [t + k for k in RETURN_CHANGES]
+    return []
 
 
 @lru_cache(maxsize=4096)

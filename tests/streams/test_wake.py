@@ -27,7 +27,7 @@ OPTIONAL = [
 ]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     release_in=st.integers(min_value=20, max_value=80),
     notified_days_before=st.integers(min_value=0, max_value=90),
