@@ -355,3 +355,18 @@ class AlertsConsumer:
             return False
         self.stats.dead_lettered += 1
         return True
+
+
+def serve(settings: Settings, stop: threading.Event,
+          clock: Callable[[], datetime] = utcnow) -> None:
+    """``ttg consume``: alerts -> tasks until ``stop`` is set (the fault suites run this too,
+    with their world's clock)."""
+    from infra.database import migrate
+
+    consumer = AlertsConsumer(settings, clock=clock)
+    migrate(consumer.engine)
+    log.info("alerts -> tasks consumer starting (group %s)", settings.tasks_consumer_group)
+    try:
+        consumer.run(stop)
+    finally:
+        consumer.publisher.close()

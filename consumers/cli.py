@@ -258,35 +258,16 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def consume() -> None:
         """Run the alerts -> tasks consumer until stopped."""
-        from consumers.alerts import AlertsConsumer
-        from infra.database import migrate
+        from consumers.alerts import serve
         from infra.kafka import ensure_topics
 
         settings = get_settings()
         ensure_topics(settings)
-        consumer = AlertsConsumer(settings)
-        migrate(consumer.engine)
-        stop = _stop_on_signals()
-        log.info("alerts -> tasks consumer starting (group %s)", settings.tasks_consumer_group)
-        try:
-            consumer.run(stop)
-        finally:
-            consumer.publisher.close()
+        serve(settings, _stop_on_signals())
 
     @app.command("scheduler")
     def run_scheduler() -> None:
         """Run the scheduler (escalations, digests, other areas' jobs); one leader at a time."""
-        from consumers.publish import Publisher
-        from infra.database import migrate
-        from scheduler.service import TaskScheduler
+        from scheduler.service import serve
 
-        settings = get_settings()
-        publisher = Publisher(settings) if settings.resolved_bootstrap() else None
-        service = TaskScheduler(settings, publisher=publisher)
-        migrate(service.engine)
-        log.info("scheduler %s starting", service.lease.holder)
-        try:
-            service.run(_stop_on_signals())
-        finally:
-            if publisher:
-                publisher.close()
+        serve(get_settings(), _stop_on_signals())

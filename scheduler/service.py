@@ -213,3 +213,20 @@ def register_jobs(scheduler: TaskScheduler) -> None:
     hour, minute = (int(x) for x in s.digest_time.split(":"))
     scheduler.add_job(digest_job, CronTrigger(hour=hour, minute=minute, timezone=s.timezone),
                       "tasks.digest")
+
+
+def serve(settings: Settings, stop: threading.Event,
+          clock: Callable[[], datetime] = utcnow) -> None:
+    """``ttg scheduler``: escalations, digests and the task-event outbox until ``stop`` is set;
+    one leader at a time (the fault suites run this too, with their world's clock)."""
+    from infra.database import migrate
+
+    publisher = Publisher(settings) if settings.resolved_bootstrap() else None
+    service = TaskScheduler(settings, clock=clock, publisher=publisher)
+    migrate(service.engine)
+    log.info("scheduler %s starting", service.lease.holder)
+    try:
+        service.run(stop)
+    finally:
+        if publisher:
+            publisher.close()

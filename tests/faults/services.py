@@ -1,9 +1,9 @@
 """One pipeline service in its own process, so a test can ``kill -9`` it:
 ``python -m tests.faults.services tasks|notify|scheduler``.
 
-Each command builds the same objects, wired the same way, as the real command (``ttg consume``
-and ``ttg scheduler`` in consumers/cli.py, ``ttg notify`` in consumers/notifications/cli.py),
-configured from the same ``TTG_*`` environment. Two things differ, both about the test world:
+Each command runs the very function the real command runs (``serve`` in consumers/alerts.py and
+scheduler/service.py, :class:`consumers.notifications.service.NotifyService`), configured from the
+same ``TTG_*`` environment. Two things differ, both about the test world:
 
 - "now" is the world's clock, shared by every process and unchanged by restarts:
   ``TTG_FAULTS_CLOCK=<start, ISO 8601>@<unix time the world started>`` means start + the wall
@@ -69,57 +69,24 @@ def _stop_on_signals() -> threading.Event:
 
 def tasks(settings: Settings, clock: Callable[[], datetime]) -> None:
     """``ttg consume``: alerts -> tasks."""
-    from consumers.alerts import AlertsConsumer
+    from consumers.alerts import serve
 
-    consumer = AlertsConsumer(settings, clock=clock)
-    stop = _stop_on_signals()
-    log.info("alerts -> tasks consumer starting (group %s)", settings.tasks_consumer_group)
-    try:
-        consumer.run(stop)
-    finally:
-        consumer.publisher.close()
+    serve(settings, _stop_on_signals(), clock)
 
 
 def notify(settings: Settings, clock: Callable[[], datetime]) -> None:
     """``ttg notify``: the notifications consumer and its text jobs (dispatch, staff texts)."""
-    from consumers.notifications.cli import build_scheduler
-    from consumers.notifications.consumer import NotificationConsumer
-    from consumers.notifications.events import publish_pending
+    from consumers.notifications.service import NotifyService
     from infra.database import engine_for
-    from infra.topics import Topics
-    from scheduler.reminders import add_reminder_jobs
 
-    engine = engine_for(settings)
-    scheduler = build_scheduler(settings, engine)
-    runtime = add_reminder_jobs(scheduler, settings, engine, clock=clock)
-    stop = _stop_on_signals()
-    runtime.dispatcher.reconcile()
-    scheduler.start()
-    log.info("notify: texts via %s; consumer group %s", runtime.dispatcher.backend.name,
-             settings.notify_consumer_group)
-    consumer = NotificationConsumer(settings, engine, clock)
-    topic = Topics.from_settings(settings).reminders
-    try:
-        while not stop.is_set():
-            consumer.poll_once()
-            publish_pending(engine, consumer.producer, topic, runtime.clock())
-    finally:
-        consumer.close()
-        scheduler.shutdown(wait=True)
+    NotifyService(settings, engine_for(settings), clock=clock).run(_stop_on_signals())
 
 
 def scheduler(settings: Settings, clock: Callable[[], datetime]) -> None:
     """``ttg scheduler``: escalations, digests, the task-event outbox; one leader at a time."""
-    from consumers.publish import Publisher
-    from scheduler.service import TaskScheduler
+    from scheduler.service import serve
 
-    publisher = Publisher(settings)
-    service = TaskScheduler(settings, clock=clock, publisher=publisher)
-    log.info("scheduler %s starting", service.lease.holder)
-    try:
-        service.run(_stop_on_signals())
-    finally:
-        publisher.close()
+    serve(settings, _stop_on_signals(), clock)
 
 
 COMMANDS: dict[str, Callable[[Settings, Callable[[], datetime]], None]] = {
