@@ -9,6 +9,7 @@ processes cannot be compared.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import math
@@ -215,23 +216,44 @@ def measure_detection(settings: Settings, scratch: Path, total: int, ceiling: fl
     """The real worker (``python -m infra.bench worker``: ``make_app`` with a short commit
     interval so its committed offsets track progress) reads the already-published events; the
     rate is measured from its first commit to the commit that covers the last event."""
+    rate, seconds, timed = _time_commits(settings, scratch, total, "worker", timeout)
+    return Metric("detection throughput / ceiling", rate / ceiling, "ratio", 0.5, True,
+                  {"events_per_s": round(rate, 1), "events_timed": timed,
+                   "seconds": round(seconds, 3)})
+
+
+def measure_floor(settings: Settings, scratch: Path, total: int, ceiling: float,
+                  timeout: float = 900) -> Metric:
+    """What Faust itself allows: the worker's app and batching with an agent that only decodes
+    (no table, rules or sends), timed like :func:`measure_detection`."""
+    rate, seconds, timed = _time_commits(settings, scratch, total, "floor", timeout)
+    return Metric("Faust floor: decode-only agent / ceiling", rate / ceiling, "ratio", 0, True,
+                  {"events_per_s": round(rate, 1), "events_timed": timed,
+                   "seconds": round(seconds, 3)})
+
+
+def _time_commits(settings: Settings, scratch: Path, total: int, mode: str,
+                  timeout: float) -> tuple[float, float, int]:
+    """Run ``python -m infra.bench MODE`` over the published events; (events/s, seconds, events
+    timed) from its group's first offset commit to the one that covers the last event."""
     from kafka import KafkaConsumer
 
     from infra.kafka import client_config
 
     tps = _input_partitions(settings)
-    group = settings.topic("stream-worker")
+    group = settings.topic("stream-worker" if mode == "worker" else f"bench-{mode}")
     watcher = KafkaConsumer(**client_config(settings), group_id=group, enable_auto_commit=False)
-    worker = _spawn(["-m", "infra.bench", "worker"], settings, scratch / "detect-worker.log")
+    log = scratch / f"{mode}.log"
+    worker = _spawn(["-m", "infra.bench", mode], settings, log)
     try:
         deadline = time.monotonic() + timeout
         first_at, first_done = 0.0, 0
         done = 0
         while done < total:
             if worker.poll() is not None:
-                raise RuntimeError(f"worker exited early, see {scratch / 'detect-worker.log'}")
+                raise RuntimeError(f"{mode} exited early, see {log}")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"worker processed {done} of {total} events in {timeout}s")
+                raise RuntimeError(f"{mode} processed {done} of {total} events in {timeout}s")
             time.sleep(0.1)
             done = _committed_total(watcher, tps)
             if done and not first_at:
@@ -241,10 +263,32 @@ def measure_detection(settings: Settings, scratch: Path, total: int, ceiling: fl
         watcher.close()
         _stop(worker)
     rate = (total - first_done) / seconds if seconds > 0 else float("nan")
-    ratio = rate / ceiling if ceiling else float("nan")
-    return Metric("detection throughput / ceiling", ratio, "ratio", 0.5, True,
-                  {"events_per_s": round(rate, 1), "events_timed": total - first_done,
-                   "seconds": round(seconds, 3)})
+    return rate, seconds, total - first_done
+
+
+def run_floor() -> None:
+    """A decode-only agent on the worker's Faust app (see :func:`measure_floor`)."""
+    from infra.config import get_settings
+    from schemas.codec import DecodeError, decode_input
+    from streams.agents import BATCH_MAX, BATCH_WAIT_SECONDS
+    from streams.app import bare_app
+    from streams.cli import quiet_worker
+
+    settings = get_settings()
+    app = bare_app(settings, "bench-floor")
+    app.conf.broker_commit_interval = 0.1
+    raw = {"key_type": bytes, "value_type": bytes,
+           "key_serializer": "raw", "value_serializer": "raw"}
+    inputs = app.topic(*Topics.from_settings(settings).inputs, **raw)
+
+    async def decode_only(stream: Any) -> None:
+        async for batch in stream.take_events(BATCH_MAX, within=BATCH_WAIT_SECONDS):
+            for event in batch:
+                with contextlib.suppress(DecodeError):
+                    decode_input(event.message.value)
+
+    app.agent(inputs, name="floor")(decode_only)
+    quiet_worker(app, "warning").execute_from_commandline()
 
 
 def run_worker() -> None:
@@ -534,6 +578,8 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda _: None
             metrics.append(ceiling)
             progress("2. detection throughput (Faust worker)")
             metrics.append(measure_detection(main, scratch, cfg.events, ceiling.value))
+            progress("2a. Faust floor: a decode-only agent")
+            metrics.append(measure_floor(main, scratch, cfg.events, ceiling.value))
             progress(f"3. latency at {cfg.rate:,} events/s")
             lat = bench_settings(bootstrap, scratch, cfg, "latency")
             metrics.extend(measure_latency(lat, scratch, cfg.rate, cfg.latency_seconds))
@@ -567,10 +613,12 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda _: None
 def main(argv: list[str]) -> None:
     if argv[:1] == ["worker"]:
         run_worker()
+    elif argv[:1] == ["floor"]:
+        run_floor()
     elif argv[:1] == ["people"]:
         print(json.dumps(people_figures(Path(argv[1]), datetime.fromisoformat(argv[2]))))
     else:
-        raise SystemExit("usage: python -m infra.bench worker | people COHORT_FILE NOW")
+        raise SystemExit("usage: python -m infra.bench worker | floor | people COHORT_FILE NOW")
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
                 + _fmt(m["target"], m["unit"]))
             met = {True: "[green]yes[/]", False: "[red]NO[/]", None: "-"}[m["met"]]
             measured = _fmt(m["value"], m["unit"])
-            if m["name"].startswith("detection"):
+            if m["name"].startswith(("detection", "Faust floor")):
                 measured += f" ({m['detail']['events_per_s']:,.0f} events/s)"
             table.add_row(m["name"], measured, target, met)
         console.print(table)

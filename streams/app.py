@@ -98,11 +98,24 @@ def make_app(
     """A Faust app with the release-risk agent, its table and the sweep timer installed."""
     from streams.agents import install
 
+    app = bare_app(settings)
+    install(
+        app,
+        settings,
+        clock or clock_for(settings),
+        calendar or ReleaseCalendar(settings.timezone),
+    )
+    return app
+
+
+def bare_app(settings: Settings, name: str = "stream-worker") -> faust.App:
+    """The worker's Faust app, configured and with its transport, but nothing installed (the
+    benchmark runs a decode-only agent on it to measure what Faust itself allows)."""
     session = settings.kafka_session_timeout_ms / 1000
     datadir = settings.faust_datadir / settings.topic_prefix.rstrip(".")
     datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     app = faust.App(
-        settings.topic("stream-worker"),
+        settings.topic(name),
         broker=faust_broker_url(settings),
         broker_credentials=broker_credentials(settings),
         store=settings.faust_store,
@@ -125,10 +138,4 @@ def make_app(
     )
     app.transport = _Transport(app.conf.broker_consumer, app)
     app.transport.settings = settings
-    install(
-        app,
-        settings,
-        clock or clock_for(settings),
-        calendar or ReleaseCalendar(settings.timezone),
-    )
     return app
