@@ -132,7 +132,25 @@ def test_packed_values_round_trip_through_the_changelog(tmp_path: Any) -> None:
     plain = packed.unpack().dump_json()
     old = codec.loads(plain)
     assert isinstance(old, Packed) and old.unpack() == PersonRecord.load_json(plain)
-    assert len(packed.blob) < len(plain)
+    assert len(packed.blob) < len(plain) / 2
+    # So does one a zlib-packing worker wrote (``P1``), header and all.
+    import struct
+    import zlib
+
+    p1 = struct.pack(">2sih", b"P1", packed.next_change, packed.partition) + zlib.compress(plain)
+    older = codec.loads(p1)
+    assert (older.next_change, older.partition) == (packed.next_change, packed.partition)
+    assert older.unpack() == packed.unpack() and older.to_bytes()[:2] == b"P2"
+
+
+def test_the_packing_dictionary_never_changes() -> None:
+    """Every P2 value in every changelog needs these exact bytes to unpack."""
+    import hashlib
+
+    from streams.packed import DICTIONARY
+
+    assert hashlib.sha256(DICTIONARY).hexdigest() == (
+        "e0fe2fe11c33c1e108d1c8f45da5ba5a5724e89e65bca110f463910d2e129567")
 
 
 def test_stored_facts_group_by_stamp_and_older_records_still_load() -> None:
