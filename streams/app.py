@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Mapping
 from typing import Any
 
 import faust
 from faust.serializers.codecs import Codec
+from faust.tables.manager import TableManager
+from faust.tables.recovery import Recovery
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from infra.config import Settings
@@ -40,6 +43,23 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when aiokafka starts its fetcher
         return consumer
 
+    async def getmany(self, active_partitions: Any, timeout: float) -> Any:
+        """Records of the partitions active *now*, never of every partition.
+
+        Faust passes its own live set of active partitions, and aiokafka reads an empty set as
+        "all assigned partitions". While a fetch waits (up to ``timeout``) Faust can pause the
+        last active ones, as recovery does with the changelogs before it resumes the inputs;
+        aiokafka then handed over every partition's records, moving its positions past them,
+        and Faust dropped those of the paused partitions: input records that were waiting when
+        a worker restarted were lost (tests/streams/test_worker_integration.py). A copy taken
+        now keeps the fetch to the partitions active when it was asked for."""
+        if active_partitions is not None:
+            active_partitions = set(active_partitions)
+            if not active_partitions:  # Faust asks only with some active; sleep as it would
+                await asyncio.sleep(timeout)
+                return {}
+        return await super().getmany(active_partitions, timeout)
+
     async def _highwaters(self, partitions: list[Any]) -> Mapping[Any, int]:
         """Changelog ends for recovery, from fetch responses (see streams/highwaters.py)."""
         listed = await super()._highwaters(partitions)
@@ -60,6 +80,63 @@ class _Transport(faust_aiokafka.Transport):
     Consumer = _Consumer
     #: The worker's settings, for the changelog-end probe (set by :func:`make_app`).
     settings: Settings | None = None
+
+
+class _Recovery(Recovery):
+    """Faust's table recovery, ending in an order that cannot drop input records.
+
+    When the changelogs are read, Faust (0.15.3) resumes the input partitions, awaits the seek
+    to their committed offsets, and only then calls ``app.flow_control.resume()``, which also
+    *clears* every stream's queue (they are ``clear_on_resume``, meant to drop what was fetched
+    before a rebalance). The fetcher has been running through the seek, so input records it
+    fetched meanwhile and the agent had not yet taken were thrown away, with the consumer's
+    position already past them: after a restart, events waiting in the input topics were lost
+    (faust-streaming issue #596). Faust then committed over a single missing offset (its
+    "committed + 1" gap tolerance, issue #606), so the loss was not even healed by the next
+    restart. Here the seek and the clearing both happen before the input partitions are
+    resumed, so nothing the seek positioned can be in the queues when they are cleared."""
+
+    async def on_recovery_completed(self, generation_id: int = 0) -> None:
+        consumer = self.app.consumer
+        self.log.info("Restore complete!")
+        await self.app.on_rebalance_complete.send()
+        self._set_recovery_ended()
+        callbacks = [
+            asyncio.ensure_future(table.on_recovery_completed(
+                self.actives_for_table[table], self.standbys_for_table[table]))
+            for table in self.tables.values()
+        ]
+        if callbacks:
+            await asyncio.wait(callbacks)
+        assignment = consumer.assignment()
+        if self.app.consumer_generation_id != generation_id:
+            self.log.warning("Recovery rebalancing again app id %s param %s",
+                             self.app.consumer_generation_id, generation_id)
+            return
+        if assignment:
+            self.log.info("Seek stream partitions to committed offsets.")
+            await self._wait(consumer.perform_seek(),
+                             timeout=self.app.conf.broker_request_timeout)
+        self.completed.set()
+        # Clear the queues (what they hold predates the seek), then let input records in; no
+        # await in between, so nothing fetched from the resumed partitions can be cleared.
+        self.app.flow_control.resume()
+        consumer.resume_partitions({tp for tp in assignment if not self._is_changelog_tp(tp)})
+        consumer.resume_flow()
+        await self.app._fetcher.maybe_start()  # type: ignore[attr-defined]
+        self.tables.on_actives_ready()
+        if not self.app.assignor.assigned_standbys():
+            self.tables.on_standbys_ready()
+        self.app.on_rebalance_end()
+        self.log.info("Worker ready")
+
+
+class _TableManager(TableManager):
+    @property
+    def recovery(self) -> Recovery:
+        if self._recovery is None:
+            self._recovery = _Recovery(self.app, self, beacon=self.beacon, loop=self.loop)
+        return self._recovery
 
 
 def broker_credentials(settings: Settings) -> Any:
@@ -135,6 +212,7 @@ def bare_app(settings: Settings, name: str = "stream-worker") -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
         autodiscover=False,
+        TableManager=_TableManager,
     )
     app.transport = _Transport(app.conf.broker_consumer, app)
     app.transport.settings = settings
