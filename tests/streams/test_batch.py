@@ -150,7 +150,7 @@ def test_the_packing_dictionary_never_changes() -> None:
     from streams.packed import DICTIONARY
 
     assert hashlib.sha256(DICTIONARY).hexdigest() == (
-        "e0fe2fe11c33c1e108d1c8f45da5ba5a5724e89e65bca110f463910d2e129567")
+        "4d4cbafcd6c444a8d4cdc6124742a3336c114dacec1290a9e949bb524102f0d1")
 
 
 def test_stored_facts_group_by_stamp_and_older_records_still_load() -> None:
