@@ -60,7 +60,8 @@ def test_task_commands(ttg: typer.Typer, engine: Engine, settings: Settings) -> 
     ids = {}
     late = datetime.now(UTC) - timedelta(hours=1)
     for a in (make_alert(prison_number="A1111AA", severity=Severity.URGENT, due_at=late),
-              make_alert(prison_number="B2222BB", local_authority="Norwich"),
+              make_alert(prison_number="B2222BB", local_authority="Norwich",
+                         due_at=datetime.now(UTC) + timedelta(days=3)),
               make_alert(prison_number="C3333CC", local_authority="Leeds")):
         with session_scope(engine) as s:
             out = apply_alert_event(s, event(a), hub_directory.read(s), NOW)
