@@ -85,6 +85,8 @@ class Stats:
     database_waits: int = 0
     #: Messages held back because the broker did not take their dead letter.
     dead_letter_waits: int = 0
+    #: Offset commits the broker did not confirm (an outage); a later commit covers them.
+    commit_failures: int = 0
 
 
 @dataclass
@@ -126,6 +128,7 @@ class AlertsConsumer:
         self._clock = clock
         self._backoff = retry_backoff
         self._attempts: dict[tuple[str, int, int], int] = {}
+        self._uncommitted: dict[TopicPartition, OffsetAndMetadata] = {}
         #: The wait before reading held-back messages again; grows while an outage lasts.
         self._wait = retry_backoff
         self._outage = False
@@ -223,7 +226,9 @@ class AlertsConsumer:
             self.stats.task_events += len(events)
         for tp, offset in again.items():
             consumer.seek(tp, offset)
-        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        # Offsets a commit the broker did not confirm left behind go with this one.
+        offsets: dict[TopicPartition, OffsetAndMetadata] = self._uncommitted
+        self._uncommitted = {}
         for m in handled:
             if m.offset < again.get(m.tp, m.offset + 1):
                 offsets[m.tp] = OffsetAndMetadata(m.offset + 1, "", -1)
@@ -234,6 +239,14 @@ class AlertsConsumer:
                 # A rebalance took the partitions away; whoever gets them reads these messages
                 # again, and the processed-event rows make that harmless.
                 log.warning("offset commit failed after a rebalance; messages will be re-read")
+            except KafkaError as exc:
+                # The broker went away mid-commit: the database work stands, the next batch's
+                # commit carries these offsets too, and a restart before then re-reads them,
+                # which the processed-event rows make harmless. Ending the consumer would not.
+                self.stats.commit_failures += 1
+                self._uncommitted = offsets
+                log.warning("offset commit not confirmed (%s); the next commit covers it",
+                            type(exc).__name__)
         if again:
             time.sleep(self._wait)
             # A message's own failures are retried at the steady pace; an outage backs off.

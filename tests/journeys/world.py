@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -191,7 +192,8 @@ class World:
         self.engine.dispose()
 
     def check(self) -> None:
-        assert not self.errors, f"a service thread failed: {self.errors!r}"
+        assert not self.errors, "a service thread failed: " + "".join(
+            traceback.format_exception(self.errors[0]))
         assert self.worker is not None and self.worker.poll() is None, self.worker_log()
 
     def worker_log(self) -> str:

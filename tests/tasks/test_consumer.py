@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import datetime
 
 import pytest
-from kafka.errors import KafkaTimeoutError
+from kafka.errors import KafkaConnectionError, KafkaTimeoutError
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
@@ -125,6 +127,46 @@ def test_crash_before_offset_commit_redelivers_without_duplicates(
     assert (c.stats.consumed, c.stats.duplicates) == (1, 1)
     assert len(all_tasks(hubs_engine)) == 1
     assert sum(o or 0 for o in committed(kafka_settings, group, alerts).values()) == 1
+
+
+class BrokerGoneAtFirstCommit(AlertsConsumer):
+    """The broker stops answering during the first offset commit (an outage mid-run)."""
+
+    failed = False
+
+    def commit(self, consumer, offsets) -> None:  # type: ignore[no-untyped-def]
+        if not self.failed:
+            self.failed = True
+            raise KafkaConnectionError("111 ECONNREFUSED")
+        super().commit(consumer, offsets)
+
+
+def test_an_unconfirmed_offset_commit_does_not_stop_the_consumer(
+    kafka_settings: Settings, hubs_engine: Engine,
+) -> None:
+    group = kafka_settings.tasks_consumer_group
+    alerts = Topics.from_settings(kafka_settings).alerts
+    c = BrokerGoneAtFirstCommit(kafka_settings, hubs_engine, clock=lambda: NOW)
+    try:
+        publish(kafka_settings, event(make_alert(prison_number="A1111AA")))
+        stop = threading.Event()
+        worker = threading.Thread(target=c.run, args=(stop,), daemon=True)
+        worker.start()
+        deadline = time.monotonic() + 30
+        while not c.failed and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert c.failed and worker.is_alive()  # the failed commit did not end it
+        publish(kafka_settings, event(make_alert(prison_number="B2222BB")))
+        while c.stats.applied < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        stop.set()
+        worker.join(15)
+    finally:
+        c.publisher.close()
+    assert (c.stats.applied, c.stats.commit_failures) == (2, 1)
+    assert {t.prison_number for t in all_tasks(hubs_engine)} == {"A1111AA", "B2222BB"}
+    # The second batch's commit carried the first's offsets: nothing is left to read again.
+    assert sum(o or 0 for o in committed(kafka_settings, group, alerts).values()) == 2
 
 
 def test_database_failure_is_retried_not_skipped(kafka_settings: Settings,
