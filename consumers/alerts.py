@@ -49,7 +49,7 @@ from consumers.publish import Publisher
 from consumers.tasks import Applied, apply_alert_event, read_ahead
 from infra import directory as hub_directory
 from infra.config import Settings
-from infra.database import database_unavailable, engine_for, session_scope
+from infra.database import database_unavailable, engine_for, migrate, session_scope
 from infra.directory import Directory
 from infra.kafka import make_consumer
 from infra.topics import Topics
@@ -374,8 +374,6 @@ def serve(settings: Settings, stop: threading.Event,
           clock: Callable[[], datetime] = utcnow) -> None:
     """``ttg consume``: alerts -> tasks until ``stop`` is set (the fault suites run this too,
     with their world's clock)."""
-    from infra.database import migrate
-
     consumer = AlertsConsumer(settings, clock=clock)
     migrate(consumer.engine)
     log.info("alerts -> tasks consumer starting (group %s)", settings.tasks_consumer_group)

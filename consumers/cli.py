@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import logging
 import signal
 import threading
 from pathlib import Path
@@ -15,8 +14,6 @@ from infra.models.columns import as_utc
 from infra.models.tasks import UNROUTED, TaskStatus
 from schemas.common import StaffRole
 from schemas.outputs import TaskEvent
-
-log = logging.getLogger(__name__)
 
 
 def _engine():  # type: ignore[no-untyped-def]

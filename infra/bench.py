@@ -232,6 +232,10 @@ def measure_floor(settings: Settings, scratch: Path, total: int, ceiling: float,
                    "seconds": round(seconds, 3)})
 
 
+#: The Faust app (so consumer group) of each ``python -m infra.bench`` mode that is timed.
+APP_NAMES = {"worker": "stream-worker", "floor": "bench-floor"}
+
+
 def _time_commits(settings: Settings, scratch: Path, total: int, mode: str,
                   timeout: float) -> tuple[float, float, int]:
     """Run ``python -m infra.bench MODE`` over the published events; (events/s, seconds, events
@@ -241,7 +245,7 @@ def _time_commits(settings: Settings, scratch: Path, total: int, mode: str,
     from infra.kafka import client_config
 
     tps = _input_partitions(settings)
-    group = settings.topic("stream-worker" if mode == "worker" else f"bench-{mode}")
+    group = settings.topic(APP_NAMES[mode])
     watcher = KafkaConsumer(**client_config(settings), group_id=group, enable_auto_commit=False)
     log = scratch / f"{mode}.log"
     worker = _spawn(["-m", "infra.bench", mode], settings, log)
@@ -275,7 +279,7 @@ def run_floor() -> None:
     from streams.cli import quiet_worker
 
     settings = get_settings()
-    app = bare_app(settings, "bench-floor")
+    app = bare_app(settings, APP_NAMES["floor"])
     app.conf.broker_commit_interval = 0.1
     raw = {"key_type": bytes, "value_type": bytes,
            "key_serializer": "raw", "value_serializer": "raw"}

@@ -39,7 +39,7 @@ from consumers.lifecycle import escalate_due
 from consumers.outbox import flush, publish_now
 from consumers.publish import Publisher
 from infra.config import Settings
-from infra.database import engine_for
+from infra.database import engine_for, migrate
 from scheduler.digest import build_digests
 from scheduler.jobstore import ResilientJobStore
 from scheduler.lease import Lease
@@ -219,8 +219,6 @@ def serve(settings: Settings, stop: threading.Event,
           clock: Callable[[], datetime] = utcnow) -> None:
     """``ttg scheduler``: escalations, digests and the task-event outbox until ``stop`` is set;
     one leader at a time (the fault suites run this too, with their world's clock)."""
-    from infra.database import migrate
-
     publisher = Publisher(settings) if settings.resolved_bootstrap() else None
     service = TaskScheduler(settings, clock=clock, publisher=publisher)
     migrate(service.engine)

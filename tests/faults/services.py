@@ -17,7 +17,6 @@ The stream worker needs neither: it is run as ``python -m streams`` with
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
@@ -29,8 +28,6 @@ from pathlib import Path
 
 from infra.config import Settings, get_settings
 from infra.logs import setup_logging
-
-log = logging.getLogger("tests.faults.services")
 
 
 class WorldClock:
